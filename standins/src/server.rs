@@ -1,0 +1,383 @@
+//! What every stand-in shares: a loopback server with its own lifetime, a log of the requests it
+//! received, and a queue of failures to play before handling the next requests.
+//!
+//! A stand-in (see [`crate::jira`]) builds its `Router` and the error bodies of its API
+//! ([`FaultResponses`]); [`StandinCore`] does the rest.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Request bodies larger than this are refused with `413`; no connector sends anything close.
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// How long [`StandinCore::shutdown`] lets in-flight requests finish before it aborts the server.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A failure a stand-in plays, before authentication and routing, for each of the next `times`
+/// requests it receives, whatever they are.
+///
+/// Queued misbehaviours are played in the order they were queued: two calls
+/// `misbehave(ServerError { times: 1 })` then `misbehave(RateLimited { times: 2, .. })` make the
+/// next request fail with a server error and the two after it with a rate limit. `times: 0` does
+/// nothing. Every request is recorded, including the ones that misbehave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Misbehaviour {
+    /// Answer `500 Internal Server Error` with the API's error body.
+    ServerError {
+        /// How many requests fail.
+        times: u32,
+    },
+    /// Answer `429 Too Many Requests` with a `Retry-After` header (and whatever rate-limit
+    /// headers the real API sends) and the API's error body.
+    RateLimited {
+        /// How many requests are refused.
+        times: u32,
+        /// The value of the `Retry-After` header, in seconds.
+        retry_after_secs: u64,
+    },
+    /// Answer `401 Unauthorized` as for missing credentials, even when the request carries valid
+    /// ones (a revoked or expired token).
+    Unauthorized {
+        /// How many requests are refused.
+        times: u32,
+    },
+    /// Wait, then handle the request normally (authentication included).
+    Latency {
+        /// How many requests are delayed.
+        times: u32,
+        /// How long each of them waits before it is handled.
+        millis: u64,
+    },
+}
+
+impl Misbehaviour {
+    fn times_mut(&mut self) -> &mut u32 {
+        match self {
+            Misbehaviour::ServerError { times }
+            | Misbehaviour::RateLimited { times, .. }
+            | Misbehaviour::Unauthorized { times }
+            | Misbehaviour::Latency { times, .. } => times,
+        }
+    }
+}
+
+/// One request a stand-in received, as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// The HTTP method, upper-case (`"GET"`, `"POST"`).
+    pub method: String,
+    /// The path, without the query string (`"/rest/api/3/issue"`).
+    pub path: String,
+    /// The query string without the leading `?`, or `None` when the URL has none.
+    pub query: Option<String>,
+    /// The headers, by lower-case name. A header sent several times has its values joined with
+    /// `", "`; a value that is not UTF-8 is converted lossily.
+    pub headers: BTreeMap<String, String>,
+    /// The body bytes; empty when the request had none.
+    pub body: Vec<u8>,
+}
+
+impl RecordedRequest {
+    /// The value of header `name` (any case), or `None` when the request did not carry it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// The body parsed as JSON, or `None` when it is empty or not JSON.
+    pub fn body_json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    fn from_parts(parts: &Parts, body: &Bytes) -> Self {
+        let mut headers: BTreeMap<String, String> = BTreeMap::new();
+        for (name, value) in &parts.headers {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            headers
+                .entry(name.as_str().to_owned())
+                .and_modify(|joined| {
+                    joined.push_str(", ");
+                    joined.push_str(&value);
+                })
+                .or_insert(value);
+        }
+        RecordedRequest {
+            method: parts.method.as_str().to_owned(),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            headers,
+            body: body.to_vec(),
+        }
+    }
+}
+
+/// The bodies and headers one API answers with when a [`Misbehaviour`] is played.
+pub(crate) trait FaultResponses: Send + Sync + 'static {
+    /// The `500` response.
+    fn server_error(&self) -> Response;
+    /// The `429` response; it must carry `Retry-After: retry_after_secs`.
+    fn rate_limited(&self, retry_after_secs: u64) -> Response;
+    /// The `401` response.
+    fn unauthorized(&self) -> Response;
+}
+
+/// One request's worth of a queued [`Misbehaviour`].
+enum Fault {
+    ServerError,
+    RateLimited { retry_after_secs: u64 },
+    Unauthorized,
+    Latency(Duration),
+}
+
+/// The state the recording/misbehaving middleware shares with the handle.
+struct Harness {
+    requests: Mutex<Vec<RecordedRequest>>,
+    faults: Mutex<VecDeque<Misbehaviour>>,
+    responses: Box<dyn FaultResponses>,
+}
+
+impl Harness {
+    fn take_fault(&self) -> Option<Fault> {
+        let mut faults = lock(&self.faults);
+        loop {
+            let front = faults.front_mut()?;
+            let times = front.times_mut();
+            if *times == 0 {
+                faults.pop_front();
+                continue;
+            }
+            *times -= 1;
+            return Some(match *front {
+                Misbehaviour::ServerError { .. } => Fault::ServerError,
+                Misbehaviour::RateLimited {
+                    retry_after_secs, ..
+                } => Fault::RateLimited { retry_after_secs },
+                Misbehaviour::Unauthorized { .. } => Fault::Unauthorized,
+                Misbehaviour::Latency { millis, .. } => {
+                    Fault::Latency(Duration::from_millis(millis))
+                }
+            });
+        }
+    }
+}
+
+/// Records the request, then plays the next queued fault, if any, before the stand-in's own
+/// authentication and routing.
+async fn record_and_misbehave(
+    State(harness): State<Arc<Harness>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    lock(&harness.requests).push(RecordedRequest::from_parts(&parts, &body));
+    match harness.take_fault() {
+        Some(Fault::ServerError) => return harness.responses.server_error(),
+        Some(Fault::RateLimited { retry_after_secs }) => {
+            return harness.responses.rate_limited(retry_after_secs);
+        }
+        Some(Fault::Unauthorized) => return harness.responses.unauthorized(),
+        Some(Fault::Latency(delay)) => tokio::time::sleep(delay).await,
+        None => {}
+    }
+    next.run(Request::from_parts(parts, Body::from(body))).await
+}
+
+/// A running loopback server with its request log and fault queue.
+///
+/// Dropping it stops the server: the shutdown sender is dropped with it, which ends the serve
+/// loop gracefully (idle connections closed, in-flight requests finished).
+pub(crate) struct StandinCore {
+    addr: SocketAddr,
+    harness: Arc<Harness>,
+    stop: Mutex<Option<oneshot::Sender<()>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl StandinCore {
+    /// Binds `127.0.0.1` on an ephemeral port and serves the router that `app` builds from the
+    /// base URL (`http://127.0.0.1:PORT`), behind the recording and misbehaving middleware.
+    pub(crate) async fn start(
+        name: &'static str,
+        responses: impl FaultResponses,
+        app: impl FnOnce(String) -> Router,
+    ) -> anyhow::Result<StandinCore> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(|e| anyhow::anyhow!("binding the {name} stand-in to 127.0.0.1: {e}"))?;
+        let addr = listener.local_addr()?;
+        let harness = Arc::new(Harness {
+            requests: Mutex::new(Vec::new()),
+            faults: Mutex::new(VecDeque::new()),
+            responses: Box::new(responses),
+        });
+        let router = app(format!("http://{addr}")).layer(middleware::from_fn_with_state(
+            harness.clone(),
+            record_and_misbehave,
+        ));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    // Either an explicit shutdown or the sender dropped with the last handle.
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::warn!(standin = name, %error, "stand-in server stopped with an error");
+            }
+        });
+        tracing::debug!(standin = name, %addr, "stand-in listening");
+        Ok(StandinCore {
+            addr,
+            harness,
+            stop: Mutex::new(Some(stop)),
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    pub(crate) fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub(crate) fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.harness.requests).clone()
+    }
+
+    pub(crate) fn misbehave(&self, misbehaviour: Misbehaviour) {
+        lock(&self.harness.faults).push_back(misbehaviour);
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (aborting after a grace
+    /// period) and returns once the server task has ended. Calling it again does nothing.
+    pub(crate) async fn shutdown(&self) {
+        if let Some(stop) = lock(&self.stop).take() {
+            let _ = stop.send(());
+        }
+        let task = lock(&self.task).take();
+        if let Some(mut task) = task
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+        {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+/// Locks `mutex`, ignoring poisoning: every critical section here leaves the data consistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `time` as an RFC 3339 UTC timestamp with milliseconds, e.g. `2024-05-01T09:30:00.123Z`.
+pub(crate) fn rfc3339_millis(time: SystemTime) -> String {
+    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since_epoch.as_secs();
+    let (days, secs_of_day) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        secs_of_day / 3600,
+        secs_of_day / 60 % 60,
+        secs_of_day % 60,
+        since_epoch.subsec_millis()
+    )
+}
+
+/// The proleptic Gregorian (year, month, day) of `days` after 1970-01-01, counting in 400-year
+/// eras of 146 097 days that start on 1 March, so the leap day falls at the end of a year.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let shifted = days + 719_468; // days from 0000-03-01 to 1970-01-01
+    let era = shifted / 146_097;
+    let day_of_era = shifted % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339_with_millis() {
+        assert_eq!(rfc3339_millis(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        // 2000-02-29 (a leap day in a century year divisible by 400) 12:34:56.789
+        let leap = UNIX_EPOCH + Duration::from_millis(951_827_696_789);
+        assert_eq!(rfc3339_millis(leap), "2000-02-29T12:34:56.789Z");
+        let new_year = UNIX_EPOCH + Duration::from_secs(1_704_067_199);
+        assert_eq!(rfc3339_millis(new_year), "2023-12-31T23:59:59.000Z");
+        let next = UNIX_EPOCH + Duration::from_secs(1_704_067_200);
+        assert_eq!(rfc3339_millis(next), "2024-01-01T00:00:00.000Z");
+    }
+
+    struct Plain;
+    impl FaultResponses for Plain {
+        fn server_error(&self) -> Response {
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+        fn rate_limited(&self, _: u64) -> Response {
+            StatusCode::TOO_MANY_REQUESTS.into_response()
+        }
+        fn unauthorized(&self) -> Response {
+            StatusCode::UNAUTHORIZED.into_response()
+        }
+    }
+
+    #[test]
+    fn faults_play_in_queue_order_and_skip_zero_times() {
+        let harness = Harness {
+            requests: Mutex::new(Vec::new()),
+            faults: Mutex::new(VecDeque::from([
+                Misbehaviour::ServerError { times: 0 },
+                Misbehaviour::Unauthorized { times: 2 },
+                Misbehaviour::RateLimited {
+                    times: 1,
+                    retry_after_secs: 7,
+                },
+            ])),
+            responses: Box::new(Plain),
+        };
+        assert!(matches!(harness.take_fault(), Some(Fault::Unauthorized)));
+        assert!(matches!(harness.take_fault(), Some(Fault::Unauthorized)));
+        assert!(matches!(
+            harness.take_fault(),
+            Some(Fault::RateLimited {
+                retry_after_secs: 7
+            })
+        ));
+        assert!(harness.take_fault().is_none());
+        assert!(harness.take_fault().is_none());
+    }
+}
