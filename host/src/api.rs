@@ -1,0 +1,486 @@
+//! The HTTP API, versioned under `/v1`.
+//!
+//! Every error has one shape, `{"error":{"code","message"}}`, with the
+//! status that says what the client should do. Admin endpoints need a
+//! bearer token whose scope covers them.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::bindings::PluginError;
+use crate::config::{Config, Scope};
+use crate::runtime::{CallError, CallOptions, ConnectionError, ConnectionSpec, Runtime};
+use crate::store::Connection;
+
+/// An API error: a status, a stable machine-readable code and a message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with `status`, `code` and `message`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    fn retry_after(mut self, secs: u64) -> ApiError {
+        self.retry_after_secs = Some(secs.max(1));
+        self
+    }
+
+    fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, code = self.code, message = %self.message, "request failed");
+        }
+        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"junction\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(err: CallError) -> ApiError {
+        use StatusCode as S;
+        let message = err.to_string();
+        match err {
+            CallError::UnknownConnection(_)
+            | CallError::UnknownPlugin(_)
+            | CallError::UnknownOperation { .. } => ApiError::not_found(message),
+            CallError::WrongWorld { .. } => {
+                ApiError::new(S::BAD_REQUEST, "wrong_plugin_kind", message)
+            }
+            CallError::InvalidJson(_) => ApiError::new(S::BAD_REQUEST, "invalid_json", message),
+            CallError::Plugin(e) => match e {
+                PluginError::InvalidInput(_) => {
+                    ApiError::new(S::UNPROCESSABLE_ENTITY, "invalid_input", message)
+                }
+                PluginError::Unauthorized(_) => {
+                    ApiError::new(S::BAD_GATEWAY, "upstream_unauthorized", message)
+                }
+                PluginError::NotFound(_) => {
+                    ApiError::new(S::NOT_FOUND, "upstream_not_found", message)
+                }
+                PluginError::Conflict(_) => ApiError::new(S::CONFLICT, "conflict", message),
+                PluginError::RateLimited(ms) => {
+                    ApiError::new(S::TOO_MANY_REQUESTS, "rate_limited", message)
+                        .retry_after(ms.div_ceil(1000))
+                }
+                PluginError::Unavailable(_) => {
+                    ApiError::new(S::SERVICE_UNAVAILABLE, "upstream_unavailable", message)
+                        .retry_after(1)
+                }
+                PluginError::Internal(_) => ApiError::new(S::BAD_GATEWAY, "plugin_error", message),
+            },
+            CallError::Timeout { .. } => {
+                ApiError::new(S::GATEWAY_TIMEOUT, "plugin_timeout", message)
+            }
+            CallError::LimitExceeded { .. } => {
+                ApiError::new(S::BAD_GATEWAY, "plugin_limit_exceeded", message)
+            }
+            CallError::Trap(_) => ApiError::new(S::BAD_GATEWAY, "plugin_trapped", message),
+            CallError::OutputTooLarge { .. } => {
+                ApiError::new(S::BAD_GATEWAY, "plugin_output_too_large", message)
+            }
+            CallError::BadOutput(_) => ApiError::new(S::BAD_GATEWAY, "plugin_bad_output", message),
+            CallError::Internal(detail) => {
+                tracing::error!(%detail, "internal error during a plugin call");
+                ApiError::new(S::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            }
+        }
+    }
+}
+
+impl From<ConnectionError> for ApiError {
+    fn from(err: ConnectionError) -> ApiError {
+        match err {
+            ConnectionError::Invalid(message) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_connection",
+                message,
+            ),
+            ConnectionError::Store(e) => {
+                tracing::error!(error = %e, "store failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+/// A JSON body; malformed JSON is a 400, an oversized body a 413, both in the error shape.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = RawBody::from_request(req, state).await?.0;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("invalid request body: {e}"),
+            )
+        })
+    }
+}
+
+/// The raw body; an oversized body is a 413 in the error shape.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| {
+                let status = rejection.status();
+                if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        status,
+                        "payload_too_large",
+                        "the request body is larger than the host accepts",
+                    )
+                } else {
+                    ApiError::new(status, "bad_request", rejection.body_text())
+                }
+            })
+    }
+}
+
+/// Token digests and what they may do.
+struct Tokens(Vec<(String, [u8; 32], Scope)>);
+
+impl Tokens {
+    fn find(&self, presented: &str) -> Option<(&str, Scope)> {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        // Compare digests, not secrets, and every entry, so timing says nothing useful.
+        let mut found = None;
+        for (name, expected, scope) in &self.0 {
+            let same = expected
+                .iter()
+                .zip(digest.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+            if same {
+                found = Some((name.as_str(), *scope));
+            }
+        }
+        found
+    }
+}
+
+/// The shared state of the API.
+#[derive(Clone)]
+pub struct ApiState {
+    runtime: Arc<Runtime>,
+    tokens: Arc<Tokens>,
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Token name from the configuration.
+    pub name: String,
+    /// Its scope.
+    pub scope: Scope,
+}
+
+impl Caller {
+    fn require(&self, needed: Scope) -> Result<(), ApiError> {
+        if self.scope >= needed {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "token `{}` has scope `{}`; this needs `{}`",
+                    self.name,
+                    self.scope.as_str(),
+                    needed.as_str()
+                ),
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("missing `Authorization: Bearer <token>` header"))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
+        let (name, scope) = state
+            .tokens
+            .find(token.trim())
+            .ok_or_else(|| unauthorized("unknown token"))?;
+        Ok(Caller {
+            name: name.to_string(),
+            scope,
+        })
+    }
+}
+
+/// The API router over `runtime`, with the tokens and body limit of `config`.
+pub fn router(runtime: Arc<Runtime>, config: &Config) -> Router {
+    let tokens = config
+        .tokens
+        .iter()
+        .map(|(name, t)| {
+            (
+                name.clone(),
+                Sha256::digest(t.token.as_bytes()).into(),
+                t.scope,
+            )
+        })
+        .collect();
+    let state = ApiState {
+        runtime,
+        tokens: Arc::new(Tokens(tokens)),
+    };
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/plugins", get(list_plugins))
+        .route("/v1/connections", get(list_connections))
+        .route("/v1/connections/{name}", put(put_connection))
+        .route("/v1/connections/{name}/check", post(check_connection))
+        .route("/v1/connections/{name}/operations/{op}", post(invoke))
+        .route("/v1/transforms/{plugin}/apply", post(apply))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this endpoint",
+            )
+        })
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(state)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let store_ok = state.runtime.store().ping().await.is_ok();
+    if store_ok && state.runtime.healthy() {
+        Ok(Json(json!({"status": "ready"})))
+    } else {
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the store or the engine is not ready",
+        )
+        .retry_after(1))
+    }
+}
+
+async fn list_plugins(
+    caller: Caller,
+    State(state): State<ApiState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    Ok(Json(json!({"plugins": state.runtime.plugins()})))
+}
+
+/// A connection as the API shows it: credentials reduced to their kind.
+#[derive(Serialize)]
+struct ConnectionView {
+    name: String,
+    plugin: String,
+    version: Option<String>,
+    config: std::collections::BTreeMap<String, String>,
+    auth: Option<serde_json::Value>,
+    allowed_hosts: Vec<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<Connection> for ConnectionView {
+    fn from(c: Connection) -> Self {
+        ConnectionView {
+            auth: c.auth.as_ref().map(|a| json!({"type": a.kind()})),
+            name: c.name,
+            plugin: c.plugin,
+            version: c.version,
+            config: c.config,
+            allowed_hosts: c.allowed_hosts,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+async fn list_connections(
+    caller: Caller,
+    State(state): State<ApiState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    let connections = state
+        .runtime
+        .store()
+        .connections()
+        .await
+        .map_err(ConnectionError::from)?;
+    let views: Vec<ConnectionView> = connections.into_iter().map(Into::into).collect();
+    Ok(Json(json!({"connections": views})))
+}
+
+async fn put_connection(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    JsonBody(spec): JsonBody<ConnectionSpec>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Operator)?;
+    let (connection, created) = state.runtime.put_connection(&name, spec).await?;
+    tracing::info!(connection = %name, by = %caller.name, created, "connection saved");
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(ConnectionView::from(connection))).into_response())
+}
+
+async fn check_connection(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Invoker)?;
+    let plugin = state.runtime.check(&name).await?;
+    Ok(Json(
+        json!({"status": "ok", "plugin": plugin.name(), "version": plugin.version().to_string()}),
+    ))
+}
+
+fn call_options(headers: &HeaderMap) -> CallOptions {
+    CallOptions {
+        idempotency_key: headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        ..CallOptions::default()
+    }
+}
+
+async fn invoke(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path((name, op)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Invoker)?;
+    let input = std::str::from_utf8(&body).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "the body is not UTF-8",
+        )
+    })?;
+    let input = if input.trim().is_empty() { "{}" } else { input };
+    let output = state
+        .runtime
+        .invoke(&name, &op, input, call_options(&headers))
+        .await?;
+    let version = format!("{}@{}", output.plugin.name(), output.plugin.version());
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::HeaderName::from_static("junction-plugin"),
+                HeaderValue::from_str(&version).unwrap_or(HeaderValue::from_static("unknown")),
+            ),
+        ],
+        output.json,
+    )
+        .into_response())
+}
+
+async fn apply(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(plugin): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Invoker)?;
+    let input = std::str::from_utf8(&body).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "the body is not UTF-8",
+        )
+    })?;
+    let (outputs, plugin) = state.runtime.apply(&plugin, input).await?;
+    let outputs: Vec<serde_json::Value> = outputs
+        .iter()
+        .map(|o| serde_json::from_str(o))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::from(CallError::BadOutput(e.to_string())))?;
+    Ok(Json(json!({
+        "plugin": plugin.name(),
+        "version": plugin.version().to_string(),
+        "outputs": outputs,
+    }))
+    .into_response())
+}

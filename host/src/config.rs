@@ -1,0 +1,198 @@
+//! Host configuration: `junction.toml`, every key overridable by a
+//! `JUNCTION_*` environment variable (nested keys joined by `__`, e.g.
+//! `JUNCTION_LIMITS__MEMORY_MIB=128` or `JUNCTION_TOKENS__CI__TOKEN=...`).
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! database = "junction-data/junction.db"
+//! plugin_dir = "plugins.d"
+//!
+//! [limits]
+//! memory_mib = 64
+//! deadline_ms = 10000
+//!
+//! [tokens.ops]
+//! token = "change-me"
+//! scope = "operator"
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Limits;
+
+/// What a bearer token may do. Each scope includes the ones below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Read plugins, connections, runs.
+    Read,
+    /// Also invoke operations and apply transforms.
+    Invoker,
+    /// Also change connections, plugins and flows.
+    Operator,
+    /// Everything, including the audit log.
+    Admin,
+}
+
+impl Scope {
+    /// The scope's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Invoker => "invoker",
+            Scope::Operator => "operator",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+/// One API token.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Token {
+    /// The bearer token itself (at least 16 characters).
+    pub token: String,
+    /// What it may do.
+    pub scope: Scope,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The host's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the API listens on.
+    pub listen: SocketAddr,
+    /// SQLite database file; absent keeps everything in memory (lost on exit).
+    pub database: Option<PathBuf>,
+    /// Directory whose `*.wasm` components are loaded at start.
+    pub plugin_dir: Option<PathBuf>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest component accepted, in bytes.
+    pub max_component_bytes: usize,
+    /// Limits of every plugin call.
+    pub limits: Limits,
+    /// API tokens by name (the name is what the audit log shows).
+    pub tokens: BTreeMap<String, Token>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database: Some(PathBuf::from("junction-data/junction.db")),
+            plugin_dir: None,
+            max_body_bytes: 4 * 1024 * 1024,
+            max_component_bytes: junction_registry::DEFAULT_MAX_COMPONENT_BYTES,
+            limits: Limits::default(),
+            tokens: BTreeMap::new(),
+        }
+    }
+}
+
+/// Top-level keys; `JUNCTION_*` variables naming anything else (such as
+/// `JUNCTION_TEST_POSTGRES_URL`) are not configuration and are ignored.
+const KEYS: &[&str] = &[
+    "listen",
+    "database",
+    "plugin_dir",
+    "max_body_bytes",
+    "max_component_bytes",
+    "limits",
+    "tokens",
+];
+
+impl Config {
+    /// Defaults, then `path` (when given it must exist), then `JUNCTION_*` variables.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = path {
+            if !path.is_file() {
+                anyhow::bail!("config file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        // Keys arrive in the case they were written in: compare without case.
+        let env = Env::prefixed("JUNCTION_").split("__").filter(|key| {
+            let first = key.as_str().split('.').next().unwrap_or_default();
+            KEYS.iter().any(|k| first.eq_ignore_ascii_case(k))
+        });
+        let config: Config = figment
+            .merge(env)
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (name, token) in &self.tokens {
+            if token.token.len() < 16 {
+                anyhow::bail!("token `{name}` is shorter than 16 characters");
+            }
+        }
+        if self.limits.memory_mib == 0 || self.limits.deadline_ms == 0 {
+            anyhow::bail!("limits.memory_mib and limits.deadline_ms must be above zero");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment::Error
+    fn file_then_env_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junction.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\n[limits]\nmemory_mib = 32\n[tokens.ops]\ntoken = \"0123456789abcdef\"\nscope = \"operator\"\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("JUNCTION_LIMITS__DEADLINE_MS", "1234");
+            jail.set_env("JUNCTION_TEST_POSTGRES_URL", "postgres://ignored");
+            jail.set_env("JUNCTION_TOKENS__CI__TOKEN", "fedcba9876543210");
+            jail.set_env("JUNCTION_TOKENS__CI__SCOPE", "invoker");
+            let config = Config::load(Some(&path)).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.port(), 9999);
+            assert_eq!(config.limits.memory_mib, 32);
+            assert_eq!(config.limits.deadline_ms, 1234);
+            assert_eq!(config.tokens["ops"].scope, Scope::Operator);
+            assert_eq!(config.tokens["ci"].scope, Scope::Invoker);
+            assert_eq!(config.tokens["ci"].token, "fedcba9876543210");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_short_tokens_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junction.toml");
+        std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+        std::fs::write(&path, "[tokens.x]\ntoken = \"short\"\nscope = \"read\"\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("shorter than 16"), "{err}");
+        assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+}

@@ -1,0 +1,219 @@
+//! The wasmtime engine, shared by every plugin of the process, and the limits
+//! that keep one plugin call from hurting anything else.
+//!
+//! Each call gets a fresh [`Store`](wasmtime::Store) that is dropped when the
+//! call ends, whether it returned, trapped or ran out of time, so nothing a
+//! failed call left behind is ever reused.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the engine's epoch advances. A deadline is noticed at most one
+/// tick late; a running guest yields to the async executor once per tick.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Resource limits applied to every plugin call.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Linear memory a call may use, in MiB.
+    pub memory_mib: u64,
+    /// Wall-clock time a call may take, in milliseconds.
+    pub deadline_ms: u64,
+    /// Largest output (JSON text, summed over outputs) a call may return, in bytes.
+    pub output_bytes: u64,
+    /// Largest single log line or kv value a plugin may pass to the host, in bytes.
+    pub hostcall_bytes: u64,
+    /// Table elements a call may use.
+    pub table_elements: usize,
+    /// Core instances a component may create.
+    pub instances: usize,
+    /// Instances the engine keeps ready in its pool (bounds concurrent calls).
+    pub pooled_instances: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_mib: 64,
+            deadline_ms: 10_000,
+            output_bytes: 4 * 1024 * 1024,
+            hostcall_bytes: 1024 * 1024,
+            table_elements: 20_000,
+            instances: 32,
+            pooled_instances: 256,
+        }
+    }
+}
+
+impl Limits {
+    /// Memory cap in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        usize::try_from(self.memory_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+    }
+
+    /// The call deadline.
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms)
+    }
+}
+
+/// The process-wide engine and its epoch ticker.
+pub struct Sandbox {
+    engine: Engine,
+    limits: Limits,
+    ticker: Ticker,
+}
+
+impl Sandbox {
+    /// Builds the engine: Cranelift, epoch interruption (with async calls, a
+    /// guest in a loop yields instead of holding an executor thread) and the
+    /// pooling allocator sized from `limits`.
+    pub fn new(limits: Limits) -> wasmtime::Result<Sandbox> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(limits.pooled_instances);
+        pool.total_core_instances(limits.pooled_instances.saturating_mul(4));
+        pool.total_memories(limits.pooled_instances.saturating_mul(2));
+        pool.total_tables(limits.pooled_instances.saturating_mul(4));
+        pool.total_stacks(limits.pooled_instances);
+        pool.max_memory_size(limits.memory_bytes());
+        pool.max_core_instances_per_component(u32::try_from(limits.instances).unwrap_or(u32::MAX));
+        pool.table_elements(limits.table_elements);
+        // Keep a little of each freed slot resident so the next call starts warm.
+        pool.linear_memory_keep_resident(64 * 1024);
+        pool.table_keep_resident(16 * 1024);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+
+        let engine = Engine::new(&config)?;
+        let ticker = Ticker::start(engine.clone());
+        Ok(Sandbox {
+            engine,
+            limits,
+            ticker,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The limits every call runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Whether the epoch ticker is still running.
+    pub fn ticking(&self) -> bool {
+        !self.ticker.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// A thread that advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> Ticker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        // The thread holds only a weak interest: it stops when the Sandbox drops.
+        let spawned = thread::Builder::new()
+            .name("junction-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            });
+        if let Err(err) = spawned {
+            // Without a ticker no deadline would ever fire: refuse to run plugins.
+            tracing::error!(%err, "could not start the epoch ticker thread");
+            stop.store(true, Ordering::Relaxed);
+        }
+        Ticker { stop }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The per-store resource limiter. It records which limit refused a growth so
+/// that the trap that follows can be reported as that limit.
+#[derive(Debug)]
+pub struct Limiter {
+    memory_bytes: usize,
+    table_elements: usize,
+    instances: usize,
+    /// Set when a memory growth was refused.
+    pub memory_refused: bool,
+    /// Set when a table growth was refused.
+    pub table_refused: bool,
+}
+
+impl Limiter {
+    /// A limiter enforcing `limits`.
+    pub fn new(limits: &Limits) -> Limiter {
+        Limiter {
+            memory_bytes: limits.memory_bytes(),
+            table_elements: limits.table_elements,
+            instances: limits.instances,
+            memory_refused: false,
+            table_refused: false,
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.memory_bytes;
+        if !allowed {
+            self.memory_refused = true;
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.table_elements;
+        if !allowed {
+            self.table_refused = true;
+        }
+        Ok(allowed)
+    }
+
+    fn instances(&self) -> usize {
+        self.instances
+    }
+
+    fn tables(&self) -> usize {
+        self.instances.saturating_mul(4)
+    }
+
+    fn memories(&self) -> usize {
+        self.instances
+    }
+}
