@@ -1,0 +1,31 @@
+//! Builds the test-only guests in `tests/guests/`.
+
+use junction_build_support::{Guest, build};
+
+fn main() {
+    build(
+        "guests",
+        &[
+            Guest {
+                package: "echo",
+                constant: "ECHO",
+            },
+            Guest {
+                package: "hostile",
+                constant: "HOSTILE",
+            },
+            Guest {
+                package: "fs-reader",
+                constant: "FS_READER",
+            },
+            Guest {
+                package: "sockets",
+                constant: "SOCKETS",
+            },
+            Guest {
+                package: "other-world",
+                constant: "OTHER_WORLD",
+            },
+        ],
+    );
+}

@@ -1,0 +1,344 @@
+//! The sandbox: what the host refuses to load, and what happens when a
+//! plugin misbehaves while a healthy one is being called.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use junction_host::runtime::{CallError, CallOptions, ConnectionSpec, LoadError, Runtime};
+use junction_registry::{Refusal, World};
+use junction_tests::{guests, runtime, test_limits};
+use serde_json::{Value, json};
+
+async fn connect(rt: &Runtime, name: &str, plugin: &str, allowed_hosts: Vec<String>) {
+    rt.put_connection(
+        name,
+        ConnectionSpec {
+            plugin: plugin.into(),
+            version: None,
+            config: BTreeMap::from([("greeting".to_string(), format!("hello from {name}"))]),
+            auth: None,
+            allowed_hosts,
+        },
+    )
+    .await
+    .expect("connection");
+}
+
+async fn invoke(
+    rt: &Runtime,
+    connection: &str,
+    op: &str,
+    input: Value,
+) -> Result<Value, CallError> {
+    rt.invoke(connection, op, &input.to_string(), CallOptions::default())
+        .await
+        .map(|out| serde_json::from_str(&out.json).expect("output is JSON"))
+}
+
+async fn with_guests() -> Arc<Runtime> {
+    let rt = runtime(test_limits()).await;
+    rt.load_plugin(&guests::bytes(guests::ECHO))
+        .await
+        .expect("echo loads");
+    rt.load_plugin(&guests::bytes(guests::HOSTILE))
+        .await
+        .expect("hostile loads");
+    connect(&rt, "echo", "echo", vec![]).await;
+    connect(&rt, "hostile", "hostile", vec![]).await;
+    rt
+}
+
+#[tokio::test]
+async fn both_worlds_load() {
+    let rt = runtime(test_limits()).await;
+    let jira = rt
+        .load_plugin(junction_host::shipped::JIRA_CONNECTOR)
+        .await
+        .unwrap();
+    assert_eq!(jira.name(), "jira");
+    assert_eq!(jira.world(), World::Connector);
+    for op in ["create-project", "create-issue", "get-issue"] {
+        assert!(jira.operation(op).is_some(), "jira offers {op}");
+    }
+    let transform = rt
+        .load_plugin(junction_host::shipped::HUBSPOT_DEAL_TO_PROJECT)
+        .await
+        .unwrap();
+    assert_eq!(transform.world(), World::Transform);
+    let listed = rt.plugins();
+    assert_eq!(listed.len(), 2);
+    assert!(
+        listed
+            .iter()
+            .all(|p| p.active && p.digest.starts_with("sha256:"))
+    );
+}
+
+#[tokio::test]
+async fn loading_the_same_component_twice_is_idempotent() {
+    let rt = runtime(test_limits()).await;
+    let bytes = guests::bytes(guests::ECHO);
+    let first = rt.load_plugin(&bytes).await.unwrap();
+    let second = rt.load_plugin(&bytes).await.unwrap();
+    assert_eq!(first.digest(), second.digest());
+    assert_eq!(rt.plugins().len(), 1);
+}
+
+#[tokio::test]
+async fn core_module_is_refused() {
+    let rt = runtime(test_limits()).await;
+    let err = rt.load_plugin(b"\0asm\x01\0\0\0").await.unwrap_err();
+    assert!(
+        matches!(err, LoadError::Refused(Refusal::CoreModule)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("core WebAssembly module"));
+}
+
+#[tokio::test]
+async fn component_of_an_unknown_world_is_refused() {
+    let rt = runtime(test_limits()).await;
+    let err = rt
+        .load_plugin(&guests::bytes(guests::OTHER_WORLD))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, LoadError::Refused(Refusal::UnknownWorld { .. })),
+        "{message}"
+    );
+    assert!(
+        message.contains("hello"),
+        "names what it exports: {message}"
+    );
+    assert!(rt.plugins().is_empty());
+}
+
+#[tokio::test]
+async fn forbidden_imports_are_named() {
+    let rt = runtime(test_limits()).await;
+    for (guest, needle) in [
+        (guests::FS_READER, "wasi:filesystem/"),
+        (guests::SOCKETS, "wasi:sockets/"),
+    ] {
+        let err = rt.load_plugin(&guests::bytes(guest)).await.unwrap_err();
+        let message = err.to_string();
+        match &err {
+            LoadError::Refused(Refusal::ForbiddenImports { world, imports }) => {
+                assert_eq!(*world, World::Connector);
+                assert!(imports.iter().any(|i| i.starts_with(needle)), "{imports:?}");
+                assert!(
+                    imports.iter().all(|i| !i.starts_with("junction:")),
+                    "{imports:?}"
+                );
+            }
+            other => panic!("expected forbidden imports for {guest}, got {other}"),
+        }
+        assert!(
+            message.contains(needle),
+            "the message names the import: {message}"
+        );
+    }
+    assert!(rt.plugins().is_empty());
+}
+
+/// Runs `hostile` on the hostile plugin while the healthy echo plugin is
+/// called; the healthy call must answer before the hostile one is stopped.
+/// With `still_running`, the hostile call must not have ended when the
+/// healthy one answered (true of an infinite loop; a panic may end first).
+async fn misbehave_beside_healthy(
+    op: &str,
+    still_running: bool,
+) -> (Result<Value, CallError>, Duration) {
+    let rt = with_guests().await;
+    let hostile_rt = rt.clone();
+    let op = op.to_string();
+    let started = Instant::now();
+    let hostile = tokio::spawn(async move {
+        let result = invoke(&hostile_rt, "hostile", &op, json!({})).await;
+        (result, started.elapsed())
+    });
+    // The healthy plugin answers while the hostile call is still running.
+    let healthy = invoke(&rt, "echo", "echo", json!({"still": "alive"}))
+        .await
+        .unwrap();
+    assert_eq!(healthy, json!({"still": "alive"}));
+    if still_running {
+        assert!(
+            !hostile.is_finished(),
+            "the healthy call waited for the hostile one"
+        );
+    }
+    let (result, elapsed) = hostile.await.unwrap();
+    // And after it, the host still serves both plugins.
+    assert_eq!(
+        invoke(&rt, "echo", "noop", json!({})).await.unwrap(),
+        json!({})
+    );
+    assert_eq!(
+        invoke(&rt, "hostile", "noop", json!({})).await.unwrap(),
+        json!({})
+    );
+    (result, elapsed)
+}
+
+#[tokio::test]
+async fn infinite_loop_times_out_within_its_deadline() {
+    let deadline = Duration::from_millis(test_limits().deadline_ms);
+    let (result, elapsed) = misbehave_beside_healthy("loop", true).await;
+    let err = result.unwrap_err();
+    assert!(
+        matches!(err, CallError::Timeout { deadline_ms: 1_500 }),
+        "{err}"
+    );
+    assert!(elapsed >= deadline, "stopped early: {elapsed:?}");
+    // Epochs tick every few ms; a generous bound catches a deadline that never fires.
+    assert!(elapsed < deadline * 3, "stopped late: {elapsed:?}");
+}
+
+#[tokio::test]
+async fn unbounded_memory_growth_hits_the_limit() {
+    let (result, _) = misbehave_beside_healthy("grow", false).await;
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, CallError::LimitExceeded { what } if what == "memory"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn panic_is_a_trap_with_the_message() {
+    let (result, _) = misbehave_beside_healthy("panic", false).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, CallError::Trap(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("hostile guest panicked on purpose"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_output_is_refused() {
+    let rt = with_guests().await;
+    let err = invoke(
+        &rt,
+        "hostile",
+        "big-output",
+        json!({"bytes": 2 * 1024 * 1024}),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, CallError::OutputTooLarge { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn unknown_operation_lists_what_is_offered() {
+    let rt = with_guests().await;
+    let err = invoke(&rt, "echo", "no-such-op", json!({}))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CallError::UnknownOperation { .. }), "{err}");
+    assert!(err.to_string().contains("echo"), "{err}");
+}
+
+#[tokio::test]
+async fn config_and_kv_are_scoped_to_the_connection() {
+    let rt = with_guests().await;
+    connect(&rt, "echo-b", "echo", vec![]).await;
+    let value = invoke(&rt, "echo", "config", json!({"key": "greeting"}))
+        .await
+        .unwrap();
+    assert_eq!(value["value"], "hello from echo");
+    let value = invoke(&rt, "echo-b", "config", json!({"key": "greeting"}))
+        .await
+        .unwrap();
+    assert_eq!(value["value"], "hello from echo-b");
+
+    invoke(&rt, "echo", "kv", json!({"set": {"k": "a-value"}}))
+        .await
+        .unwrap();
+    // A later call (a fresh instance) sees the state; another connection does not.
+    let seen = invoke(&rt, "echo", "kv", json!({"get": "k"}))
+        .await
+        .unwrap();
+    assert_eq!(seen["value"], "a-value");
+    let other = invoke(&rt, "echo-b", "kv", json!({"get": "k"}))
+        .await
+        .unwrap();
+    assert_eq!(other["value"], Value::Null);
+}
+
+/// A loopback HTTP server that answers every request with its own headers.
+async fn header_echo_server() -> String {
+    use axum::Router;
+    use axum::http::HeaderMap;
+    let app = Router::new().fallback(|headers: HeaderMap| async move {
+        let map: BTreeMap<String, String> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        axum::Json(map)
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr.to_string()
+}
+
+#[tokio::test]
+async fn allowlist_refuses_other_hosts_and_credentials_are_added_by_the_host() {
+    let rt = with_guests().await;
+    let allowed = header_echo_server().await;
+    let other = header_echo_server().await;
+    rt.put_connection(
+        "web",
+        ConnectionSpec {
+            plugin: "echo".into(),
+            version: None,
+            config: BTreeMap::new(),
+            auth: Some(junction_host::store::Auth::Bearer {
+                token: "s3cret-token-value".into(),
+            }),
+            allowed_hosts: vec![allowed.clone()],
+        },
+    )
+    .await
+    .unwrap();
+
+    let ok = invoke(
+        &rt,
+        "web",
+        "fetch",
+        json!({"url": format!("http://{allowed}/x")}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok["status"], 200);
+    let seen: Value = serde_json::from_str(ok["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        seen["authorization"], "Bearer s3cret-token-value",
+        "the server got the credential"
+    );
+
+    let err = invoke(
+        &rt,
+        "web",
+        "fetch",
+        json!({"url": format!("http://{other}/x")}),
+    )
+    .await
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("denied"), "{message}");
+
+    // The guest never saw the secret: not in what it can report about itself.
+    let whoami = invoke(&rt, "web", "whoami", json!({})).await.unwrap();
+    let env = invoke(&rt, "web", "env", json!({})).await.unwrap();
+    for observed in [whoami.to_string(), env.to_string()] {
+        assert!(!observed.contains("s3cret-token-value"), "{observed}");
+    }
+}
