@@ -13,11 +13,29 @@
 //! let err = inspect(core_module).unwrap_err();
 //! assert!(matches!(err, Refusal::CoreModule));
 //! ```
+//!
+//! A package (`.jpkg`, see [`package`]) carries the component with its
+//! manifest ([`Manifest`]) and optionally an ed25519 signature ([`signing`]);
+//! [`validate`] decides whether a host may load it, [`check_info`] compares
+//! the manifest with what the running component says, and [`PackageStore`]
+//! keeps packages on disk by digest.
 
 #![deny(missing_docs)]
 
 use std::collections::BTreeSet;
 use std::fmt;
+
+pub mod manifest;
+pub mod package;
+pub mod signing;
+pub mod store;
+mod validate;
+
+pub use manifest::{Auth, Capabilities, Limits, Manifest, ManifestError, Plugin, SUPPORTED_WIT};
+pub use package::{Package, Signature, SignatureStatus, package_digest};
+pub use signing::{KeyError, PublicKey, SigningKey, TrustedKeys};
+pub use store::{PackageStore, StoreError, resolve};
+pub use validate::{Policy, Validated, check_info, validate, validate_with};
 
 use sha2::{Digest as _, Sha256};
 use wasmparser::{ComponentTypeRef, Parser, Payload};
@@ -72,6 +90,50 @@ pub enum Refusal {
         world: World,
         /// Every offending import, sorted.
         imports: Vec<String>,
+    },
+    /// The package file is not a well-formed package.
+    #[error("not a valid Junction package: {0}")]
+    BadPackage(String),
+    /// `plugin.toml` does not parse or is refused.
+    #[error("plugin.toml is invalid: {0}")]
+    BadManifest(#[from] ManifestError),
+    /// The manifest names one world and the component targets the other.
+    #[error(
+        "plugin.toml declares the `{manifest}` world, but the component targets the `{component}` world"
+    )]
+    WorldMismatch {
+        /// The world in `plugin.toml`.
+        manifest: World,
+        /// The world the component exports.
+        component: World,
+    },
+    /// The host requires signatures and the package has none.
+    #[error(
+        "the package is not signed, and this host accepts only packages signed by a trusted key"
+    )]
+    Unsigned,
+    /// The package is signed by a key the host does not trust.
+    #[error("the package is signed by key {key_id}, which this host does not trust")]
+    UntrustedSigner {
+        /// The signer's key id.
+        key_id: String,
+    },
+    /// The signature does not verify.
+    #[error(
+        "the signature by key {key_id} does not match the package: the manifest or the component changed after signing"
+    )]
+    BadSignature {
+        /// The claimed signer's key id.
+        key_id: String,
+    },
+    /// The manifest disagrees with the component's `info`.
+    #[error(
+        "plugin.toml does not match what the component's `info` reports: {}",
+        .differences.join("; ")
+    )]
+    ManifestMismatch {
+        /// Every difference, one sentence each.
+        differences: Vec<String>,
     },
 }
 
@@ -168,6 +230,26 @@ impl Digest {
     /// The digest as text, `sha256:<hex>`.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The 64 lowercase hex characters after `sha256:`.
+    pub fn hex(&self) -> &str {
+        self.0.strip_prefix("sha256:").unwrap_or(&self.0)
+    }
+
+    /// Reads `sha256:<64 lowercase hex>`; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Digest> {
+        let hex = text.strip_prefix("sha256:")?;
+        let well_formed = hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        well_formed.then(|| Digest(text.to_string()))
+    }
+
+    /// The digest whose raw sha256 bytes are `hash`.
+    pub(crate) fn from_sha256(hash: [u8; 32]) -> Digest {
+        Digest(format!("sha256:{}", hex::encode(hash)))
     }
 }
 
@@ -340,5 +422,22 @@ mod tests {
             Digest::of(b"abc").as_str(),
             "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn digests_parse_back() {
+        let d = Digest::of(b"abc");
+        assert_eq!(Digest::parse(d.as_str()), Some(d.clone()));
+        assert_eq!(d.hex().len(), 64);
+        for bad in [
+            "",
+            "sha256:",
+            "sha1:ab",
+            &d.as_str().to_uppercase(),
+            &format!("{d}0"),
+            &d.as_str().replace('a', "g"),
+        ] {
+            assert_eq!(Digest::parse(bad), None, "{bad}");
+        }
     }
 }
