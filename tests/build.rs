@@ -11,6 +11,10 @@ fn main() {
                 constant: "ECHO",
             },
             Guest {
+                package: "echo-v2",
+                constant: "ECHO_V2",
+            },
+            Guest {
                 package: "hostile",
                 constant: "HOSTILE",
             },

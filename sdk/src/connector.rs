@@ -531,21 +531,46 @@ pub mod glue {
 
 /// Exports a [`Connector`] implementation as the plugin's `connector` world.
 ///
-/// Call it once, at the root of the plugin crate. The plugin's name, version
-/// and description in `info` are the crate's `CARGO_PKG_NAME`,
-/// `CARGO_PKG_VERSION` and `CARGO_PKG_DESCRIPTION`.
+/// Call it once, at the root of the plugin crate. The plugin's version and
+/// description in `info` are the crate's `CARGO_PKG_VERSION` and
+/// `CARGO_PKG_DESCRIPTION`. Its name is the crate's `CARGO_PKG_NAME`, unless
+/// given with `name = "..."`, so that a crate named, say,
+/// `acme-jira-connector` can publish as plugin `jira`:
+///
+/// ```
+/// # use junction_sdk::{Connector, Operations};
+/// # struct Jira;
+/// # impl Connector for Jira { fn operations() -> Operations { Operations::new() } }
+/// junction_sdk::export_connector!(Jira, name = "jira");
+/// # fn main() {}
+/// ```
+///
+/// A plugin name is 1 to 64 of `a-z`, `0-9`, `-` and `_`; any other name,
+/// given or taken from the crate, is a compile error.
 #[macro_export]
 macro_rules! export_connector {
-    ($connector:ty) => {
+    ($connector:ty $(,)?) => {
+        $crate::export_connector!($connector, name = ::core::env!("CARGO_PKG_NAME"));
+    };
+    ($connector:ty, name = $name:expr $(,)?) => {
         const _: () = {
             #[allow(dead_code)]
             struct __JunctionConnector;
 
             const PACKAGE: $crate::__private::Package = $crate::__private::Package {
-                name: ::core::env!("CARGO_PKG_NAME"),
+                name: $name,
                 version: ::core::env!("CARGO_PKG_VERSION"),
                 description: ::core::env!("CARGO_PKG_DESCRIPTION"),
             };
+            const _: () = ::core::assert!(
+                $crate::__private::valid_name(PACKAGE.name),
+                "junction-sdk: a plugin name is 1 to 64 of a-z, 0-9, `-` and `_`; \
+                 choose one with `export_connector!(Type, name = \"...\")`"
+            );
+
+            impl $crate::__private::Exported for $connector {
+                const PACKAGE: $crate::__private::Package = PACKAGE;
+            }
 
             impl $crate::wit::connector::Guest for __JunctionConnector {
                 fn info() -> $crate::__private::connector::PluginInfo {
@@ -586,6 +611,17 @@ macro_rules! export_connector {
                     $crate::__private::connector::handle_webhook::<$connector>(ctx, request)
                 }
             }
+
+            // Natively nothing calls the exports, so without this a native
+            // `cargo build` of the plugin calls all of its code dead.
+            #[cfg(not(target_arch = "wasm32"))]
+            const _: () = {
+                let _ = <__JunctionConnector as $crate::wit::connector::Guest>::info;
+                let _ = <__JunctionConnector as $crate::wit::connector::Guest>::check;
+                let _ = <__JunctionConnector as $crate::wit::connector::Guest>::invoke;
+                let _ = <__JunctionConnector as $crate::wit::connector::Guest>::read;
+                let _ = <__JunctionConnector as $crate::wit::connector::Guest>::handle_webhook;
+            };
 
             // Only a component has exports; natively (the plugin's unit
             // tests) the symbols would clash with libc's, e.g. `read`.
@@ -728,6 +764,31 @@ mod tests {
         let output: Value = serde_json::from_str(&add.output_schema).expect("schema is JSON");
         assert_eq!(output["properties"]["sum"]["type"], "integer");
         assert_eq!(info.operations[1].undo.as_deref(), Some("add"));
+    }
+
+    struct Renamed;
+
+    impl Connector for Renamed {
+        fn operations() -> Operations {
+            operations()
+        }
+    }
+
+    crate::export_connector!(Calculator);
+    crate::export_connector!(Renamed, name = "calc");
+
+    #[test]
+    fn export_names_the_plugin_after_the_crate_unless_given_a_name() {
+        use crate::__private::Exported;
+        assert_eq!(Calculator::PACKAGE.name, env!("CARGO_PKG_NAME"));
+        assert_eq!(Renamed::PACKAGE.name, "calc");
+        for package in [Calculator::PACKAGE, Renamed::PACKAGE] {
+            assert_eq!(package.version, env!("CARGO_PKG_VERSION"));
+            assert_eq!(package.description, env!("CARGO_PKG_DESCRIPTION"));
+        }
+        let info = glue::info::<Renamed>(Renamed::PACKAGE);
+        assert_eq!(info.name, "calc");
+        assert_eq!(info.operations.len(), 3);
     }
 
     #[test]

@@ -20,6 +20,11 @@
 //! schemars = "1"
 //! ```
 //!
+//! The plugin's name in the host is the crate's name; a crate whose name is
+//! not the plugin's passes one to the export macro, e.g.
+//! `export_connector!(Jira, name = "jira")` in a crate named
+//! `acme-jira-connector`. The version is always the crate's.
+//!
 //! Inputs and outputs are typed with serde; their JSON Schemas, which the host
 //! shows to operators, are derived with [`schemars`]. A plugin that would
 //! rather not depend on `schemars` itself derives [`JsonSchema`] through this
@@ -99,12 +104,39 @@ pub mod __private {
     /// Cargo manifest where the export macro expands.
     #[derive(Debug, Clone, Copy)]
     pub struct Package {
-        /// `CARGO_PKG_NAME`.
+        /// `CARGO_PKG_NAME`, or the name given to the export macro.
         pub name: &'static str,
         /// `CARGO_PKG_VERSION`.
         pub version: &'static str,
         /// `CARGO_PKG_DESCRIPTION`.
         pub description: &'static str,
+    }
+
+    /// Implemented by the export macros for the exported type, so that a
+    /// type is exported at most once and native tests can read what `info`
+    /// will say.
+    pub trait Exported {
+        /// What the plugin's `info` reports as its name, version and description.
+        const PACKAGE: Package;
+    }
+
+    /// Whether `name` is a plugin name the host accepts: 1 to 64 of `a-z`,
+    /// `0-9`, `-` and `_`. A `const fn` so the export macros check it while
+    /// compiling the plugin.
+    pub const fn valid_name(name: &str) -> bool {
+        let bytes = name.as_bytes();
+        if bytes.is_empty() || bytes.len() > 64 {
+            return false;
+        }
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
+                return false;
+            }
+            i += 1;
+        }
+        true
     }
 }
 
@@ -117,6 +149,24 @@ mod tests {
     struct Input {
         key: String,
         count: Option<u32>,
+    }
+
+    #[test]
+    fn plugin_names_are_lowercase_digits_dash_underscore_up_to_64() {
+        use __private::valid_name;
+        for good in ["jira", "echo-v2", "a", "x_1", &"a".repeat(64)] {
+            assert!(valid_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "Jira",
+            "acme.jira",
+            "jira connector",
+            "é",
+            &"a".repeat(65),
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -97,21 +97,50 @@ pub mod glue {
 
 /// Exports a [`Transform`] implementation as the plugin's `transform` world.
 ///
-/// Call it once, at the root of the plugin crate. The plugin's name, version
-/// and description in `info` are the crate's `CARGO_PKG_NAME`,
-/// `CARGO_PKG_VERSION` and `CARGO_PKG_DESCRIPTION`.
+/// Call it once, at the root of the plugin crate. The plugin's version and
+/// description in `info` are the crate's `CARGO_PKG_VERSION` and
+/// `CARGO_PKG_DESCRIPTION`. Its name is the crate's `CARGO_PKG_NAME`, unless
+/// given with `name = "..."`, so that a crate named, say,
+/// `acme-deal-to-project` can publish as plugin `deal-to-project`:
+///
+/// ```
+/// # use junction_sdk::{Result, Transform};
+/// # struct DealToProject;
+/// # impl Transform for DealToProject {
+/// #     type Input = junction_sdk::serde_json::Value;
+/// #     type Output = junction_sdk::serde_json::Value;
+/// #     fn apply(input: Self::Input) -> Result<Vec<Self::Output>> { Ok(vec![input]) }
+/// # }
+/// junction_sdk::export_transform!(DealToProject, name = "deal-to-project");
+/// # fn main() {}
+/// ```
+///
+/// A plugin name is 1 to 64 of `a-z`, `0-9`, `-` and `_`; any other name,
+/// given or taken from the crate, is a compile error.
 #[macro_export]
 macro_rules! export_transform {
-    ($transform:ty) => {
+    ($transform:ty $(,)?) => {
+        $crate::export_transform!($transform, name = ::core::env!("CARGO_PKG_NAME"));
+    };
+    ($transform:ty, name = $name:expr $(,)?) => {
         const _: () = {
             #[allow(dead_code)]
             struct __JunctionTransform;
 
             const PACKAGE: $crate::__private::Package = $crate::__private::Package {
-                name: ::core::env!("CARGO_PKG_NAME"),
+                name: $name,
                 version: ::core::env!("CARGO_PKG_VERSION"),
                 description: ::core::env!("CARGO_PKG_DESCRIPTION"),
             };
+            const _: () = ::core::assert!(
+                $crate::__private::valid_name(PACKAGE.name),
+                "junction-sdk: a plugin name is 1 to 64 of a-z, 0-9, `-` and `_`; \
+                 choose one with `export_transform!(Type, name = \"...\")`"
+            );
+
+            impl $crate::__private::Exported for $transform {
+                const PACKAGE: $crate::__private::Package = PACKAGE;
+            }
 
             impl $crate::wit::transform::Guest for __JunctionTransform {
                 fn info() -> $crate::__private::transform::PluginInfo {
@@ -126,6 +155,14 @@ macro_rules! export_transform {
                     $crate::__private::transform::apply::<$transform>(input)
                 }
             }
+
+            // Natively nothing calls the exports, so without this a native
+            // `cargo build` of the plugin calls all of its code dead.
+            #[cfg(not(target_arch = "wasm32"))]
+            const _: () = {
+                let _ = <__JunctionTransform as $crate::wit::transform::Guest>::info;
+                let _ = <__JunctionTransform as $crate::wit::transform::Guest>::apply;
+            };
 
             // Only a component has exports; natively (the plugin's unit
             // tests) the symbols could clash with the C library's.
@@ -165,6 +202,28 @@ mod tests {
                 .map(|w| Word { word: w.into() })
                 .collect())
         }
+    }
+
+    struct Renamed;
+
+    impl Transform for Renamed {
+        type Input = Words;
+        type Output = Word;
+        fn apply(input: Words) -> Result<Vec<Word>> {
+            Split::apply(input)
+        }
+    }
+
+    crate::export_transform!(Split);
+    crate::export_transform!(Renamed, name = "split_words",);
+
+    #[test]
+    fn export_names_the_plugin_after_the_crate_unless_given_a_name() {
+        use crate::__private::Exported;
+        assert_eq!(Split::PACKAGE.name, env!("CARGO_PKG_NAME"));
+        assert_eq!(Renamed::PACKAGE.name, "split_words");
+        assert_eq!(Renamed::PACKAGE.version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(glue::info::<Renamed>(Renamed::PACKAGE).name, "split_words");
     }
 
     #[test]

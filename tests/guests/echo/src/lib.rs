@@ -41,7 +41,8 @@ impl Connector for Echo {
     }
 }
 
-junction_sdk::export_connector!(Echo);
+// Named explicitly: `echo-v2` builds this same file as a later `echo`.
+junction_sdk::export_connector!(Echo, name = "echo");
 
 fn noop(_: &Context, _: Value) -> Result<Value> {
     Ok(json!({}))
