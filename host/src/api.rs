@@ -11,17 +11,21 @@ use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Reque
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::audit::{Outcome, Record};
 use crate::bindings::PluginError;
 use crate::config::{Config, Scope};
-use crate::runtime::{CallError, CallOptions, ConnectionError, ConnectionSpec, Runtime};
+use crate::lifecycle::LifecycleError;
+use crate::plugins::Conflict;
+use crate::runtime::{CallError, CallOptions, ConnectionError, ConnectionSpec, LoadError, Runtime};
 use crate::store::Connection;
+use junction_registry::Refusal;
 
 /// An API error: a status, a stable machine-readable code and a message.
 #[derive(Debug)]
@@ -141,6 +145,55 @@ impl From<ConnectionError> for ApiError {
                     "internal",
                     "internal error",
                 )
+            }
+        }
+    }
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(err: LifecycleError) -> ApiError {
+        use StatusCode as S;
+        let message = err.to_string();
+        let conflict = |c: &Conflict| match c {
+            Conflict::DigestMismatch { .. } | Conflict::InUse(_) => S::CONFLICT,
+            Conflict::NotLoaded(_) => S::NOT_FOUND,
+        };
+        match &err {
+            LifecycleError::Load(LoadError::Refused(refusal)) => match refusal {
+                Refusal::TooLarge { .. } => {
+                    ApiError::new(S::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+                }
+                Refusal::Unsigned
+                | Refusal::UntrustedSigner { .. }
+                | Refusal::BadSignature { .. } => {
+                    ApiError::new(S::FORBIDDEN, "untrusted_package", message)
+                }
+                Refusal::UnknownWorld { .. }
+                | Refusal::ForbiddenImports { .. }
+                | Refusal::WorldMismatch { .. }
+                | Refusal::ManifestMismatch { .. } => {
+                    ApiError::new(S::UNPROCESSABLE_ENTITY, "invalid_plugin", message)
+                }
+                _ => ApiError::new(S::BAD_REQUEST, "invalid_package", message),
+            },
+            LifecycleError::Load(LoadError::Invalid(_)) => {
+                ApiError::new(S::UNPROCESSABLE_ENTITY, "invalid_plugin", message)
+            }
+            LifecycleError::Load(LoadError::Conflict(c)) | LifecycleError::Conflict(c) => {
+                let status = conflict(c);
+                ApiError::new(
+                    status,
+                    if status == S::NOT_FOUND {
+                        "not_found"
+                    } else {
+                        "conflict"
+                    },
+                    message,
+                )
+            }
+            LifecycleError::Store(e) => {
+                tracing::error!(error = %e, "store failed");
+                ApiError::new(S::INTERNAL_SERVER_ERROR, "internal", "internal error")
             }
         }
     }
@@ -294,7 +347,25 @@ pub fn router(runtime: Arc<Runtime>, config: &Config) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/v1/plugins", get(list_plugins))
+        .route(
+            "/v1/plugins",
+            get(list_plugins)
+                .post(upload_plugin)
+                .layer(DefaultBodyLimit::max(
+                    config.max_component_bytes.saturating_add(1024 * 1024),
+                )),
+        )
+        .route("/v1/plugins/{name}", get(plugin_detail))
+        .route(
+            "/v1/plugins/{name}/versions/{version}/activate",
+            post(activate_plugin),
+        )
+        .route(
+            "/v1/plugins/{name}/versions/{version}",
+            delete(delete_plugin_version),
+        )
+        .route("/v1/plugins/{name}/rollback", post(rollback_plugin))
+        .route("/v1/audit", get(audit_log))
         .route("/v1/connections", get(list_connections))
         .route("/v1/connections/{name}", put(put_connection))
         .route("/v1/connections/{name}/check", post(check_connection))
@@ -388,7 +459,27 @@ async fn put_connection(
     JsonBody(spec): JsonBody<ConnectionSpec>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Operator)?;
-    let (connection, created) = state.runtime.put_connection(&name, spec).await?;
+    let plugin = spec.plugin.clone();
+    let result = state.runtime.put_connection(&name, spec).await;
+    let record = Record {
+        actor: &caller.name,
+        action: "connection.put",
+        target: &name,
+        digest: None,
+        outcome: if result.is_ok() {
+            Outcome::Ok
+        } else {
+            Outcome::Refused
+        },
+        detail: &match &result {
+            Ok(_) => format!("plugin {plugin}"),
+            Err(e) => e.to_string(),
+        },
+    };
+    if let Err(e) = state.runtime.store().audit(record).await {
+        tracing::error!(error = %e, "could not write the audit log");
+    }
+    let (connection, created) = result?;
     tracing::info!(connection = %name, by = %caller.name, created, "connection saved");
     let status = if created {
         StatusCode::CREATED
@@ -483,4 +574,91 @@ async fn apply(
         "outputs": outputs,
     }))
     .into_response())
+}
+
+async fn upload_plugin(
+    caller: Caller,
+    State(state): State<ApiState>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Operator)?;
+    let uploaded = state.runtime.upload_package(&body, &caller.name).await?;
+    let status = if uploaded.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(uploaded)).into_response())
+}
+
+async fn plugin_detail(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    let detail = state.runtime.plugin_detail(&name).await?;
+    Ok(Json(serde_json::to_value(detail).unwrap_or_default()))
+}
+
+async fn activate_plugin(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Operator)?;
+    let plugin = state
+        .runtime
+        .activate(&name, &version, &caller.name)
+        .await?;
+    Ok(Json(
+        json!({"name": name, "active": plugin.version().to_string(), "digest": plugin.digest().to_string()}),
+    ))
+}
+
+async fn rollback_plugin(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Operator)?;
+    let plugin = state.runtime.rollback(&name, &caller.name).await?;
+    Ok(Json(
+        json!({"name": name, "active": plugin.version().to_string(), "digest": plugin.digest().to_string()}),
+    ))
+}
+
+async fn delete_plugin_version(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Scope::Operator)?;
+    state
+        .runtime
+        .delete_version(&name, &version, &caller.name)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Deserialize)]
+struct AuditQuery {
+    action: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn audit_log(
+    caller: Caller,
+    State(state): State<ApiState>,
+    axum::extract::Query(query): axum::extract::Query<AuditQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Admin)?;
+    let limit = query.limit.unwrap_or(100).min(1000);
+    let entries = state
+        .runtime
+        .store()
+        .audit_entries(query.action.as_deref(), limit)
+        .await
+        .map_err(ConnectionError::from)?;
+    Ok(Json(json!({"entries": entries})))
 }

@@ -78,8 +78,15 @@ pub struct Config {
     pub listen: SocketAddr,
     /// SQLite database file; absent keeps everything in memory (lost on exit).
     pub database: Option<PathBuf>,
-    /// Directory whose `*.wasm` components are loaded at start.
+    /// Directory watched for plugin packages (`*.jpkg`): dropping one in
+    /// uploads it, removing it unloads that version (unless it is active or pinned).
     pub plugin_dir: Option<PathBuf>,
+    /// Compiled-code cache; absent compiles every component at every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Refuse packages that are not signed by one of `trusted_keys`.
+    pub require_signatures: bool,
+    /// Public keys (`ed25519:<base64>`) whose signatures are trusted.
+    pub trusted_keys: Vec<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Largest component accepted, in bytes.
@@ -96,6 +103,9 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database: Some(PathBuf::from("junction-data/junction.db")),
             plugin_dir: None,
+            cache_dir: Some(PathBuf::from("junction-data/cache")),
+            require_signatures: false,
+            trusted_keys: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
             max_component_bytes: junction_registry::DEFAULT_MAX_COMPONENT_BYTES,
             limits: Limits::default(),
@@ -110,6 +120,9 @@ const KEYS: &[&str] = &[
     "listen",
     "database",
     "plugin_dir",
+    "cache_dir",
+    "require_signatures",
+    "trusted_keys",
     "max_body_bytes",
     "max_component_bytes",
     "limits",

@@ -56,6 +56,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<DemoReport> {
     let config = Config {
         listen: "127.0.0.1:0".parse()?,
         database: Some(data.path().join("junction.db")),
+        cache_dir: Some(data.path().join("cache")),
         tokens: BTreeMap::from([(
             "demo".to_string(),
             Token {
@@ -74,16 +75,15 @@ pub async fn run(keep_running: bool) -> anyhow::Result<DemoReport> {
     let runtime = Runtime::open(&config).await?;
     done(&data.path().join("junction.db").display().to_string());
 
-    for component in shipped::all() {
+    for package in shipped::packages() {
         let t = Instant::now();
-        step("loading a shipped plugin");
-        let plugin = runtime.load_plugin(component).await?;
+        step("uploading a shipped plugin package");
+        let up = runtime.upload_package(&package.to_bytes(), "demo").await?;
         done(&format!(
-            "{}@{} ({}, {}, {} ms)",
-            plugin.name(),
-            plugin.version(),
-            plugin.world(),
-            &plugin.digest().as_str()[..19],
+            "{}@{} ({}, {} ms)",
+            up.name,
+            up.version,
+            &up.digest[..19],
             t.elapsed().as_millis()
         ));
     }

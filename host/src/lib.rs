@@ -25,12 +25,19 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod audit;
 mod bindings;
+mod cache;
 pub mod capabilities;
 pub mod config;
 pub mod demo;
 pub mod engine;
+mod lifecycle;
 pub mod plugins;
 pub mod runtime;
+pub mod scaffold;
+pub mod secrets;
 pub mod shipped;
 pub mod store;
+pub mod watcher;
+pub mod webhooks;

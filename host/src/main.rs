@@ -1,7 +1,6 @@
 //! `junction`: the Junction host and its command line.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -43,11 +42,108 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PluginCommand {
-    /// Check a component the way the host does before loading it, and print what it is.
+    /// Check a component or package the way the host does before loading it, and print what it is.
     Inspect {
-        /// The component (.wasm).
+        /// A component (.wasm) or a package (.jpkg).
         file: PathBuf,
     },
+    /// Create a plugin crate that builds for wasm32-wasip2 and passes its own test.
+    New {
+        /// Plugin name (a-z, 0-9, `-`, `_`).
+        name: String,
+        /// What the plugin is.
+        #[arg(long, value_enum, default_value = "connector")]
+        kind: Kind,
+        /// Directory to create (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Use a local checkout of junction-sdk instead of the published crate.
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
+    /// Build a plugin crate for wasm32-wasip2 (release).
+    Build {
+        /// The plugin crate (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Pack a manifest and a component into a package (.jpkg).
+    Pack {
+        /// The plugin crate: reads DIR/plugin.toml and the built component.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The component, when not DIR/target/wasm32-wasip2/release/<crate>.wasm.
+        #[arg(long)]
+        wasm: Option<PathBuf>,
+        /// Output file (default: NAME-VERSION.jpkg in the current directory).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Create an ed25519 signing key; prints its public key for `trusted_keys`.
+    Keygen {
+        /// Where to write the private key (mode 0600).
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// Sign a package with a private key (replaces any earlier signature).
+    Sign {
+        /// The package.
+        package: PathBuf,
+        /// The private key file from `junction plugin keygen`.
+        #[arg(long, short)]
+        key: PathBuf,
+        /// Output file (default: overwrite the package).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Upload a package to a running host.
+    Push {
+        /// The package.
+        package: PathBuf,
+        /// Make the uploaded version active.
+        #[arg(long)]
+        activate: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List a host's plugins.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Make a loaded version the active one.
+    Activate {
+        /// Plugin name.
+        name: String,
+        /// Version.
+        version: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Re-activate the version that was active before the current one.
+    Rollback {
+        /// Plugin name.
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Kind {
+    Connector,
+    Transform,
+}
+
+/// Where the host is and who we are.
+#[derive(clap::Args)]
+struct Remote {
+    /// The host's base URL.
+    #[arg(long, env = "JUNCTION_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// A bearer token of the host.
+    #[arg(long, env = "JUNCTION_TOKEN", hide_env_values = true)]
+    token: String,
 }
 
 fn main() -> std::process::ExitCode {
@@ -83,21 +179,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => serve(config).await,
         Command::Demo { keep_running } => junction_host::demo::run(keep_running).await.map(|_| ()),
-        Command::Plugin {
-            command: PluginCommand::Inspect { file },
-        } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let inspection = junction_registry::inspect(&bytes)
-                .with_context(|| format!("{} cannot be loaded", file.display()))?;
-            println!("world:   {}", inspection.world);
-            println!("digest:  {}", inspection.digest);
-            println!("imports: {}", inspection.imports.join(", "));
-            println!("exports: {}", inspection.exports.join(", "));
-            Ok(())
-        }
+        Command::Plugin { command } => cli::plugin(command).await,
     }
 }
+
+mod cli;
 
 async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load(config_path.as_deref())?;
@@ -105,9 +191,14 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         tracing::warn!("no API tokens are configured: every /v1 endpoint will answer 401");
     }
     let runtime = Runtime::open(&config).await?;
-    if let Some(dir) = &config.plugin_dir {
-        load_dir(&runtime, dir).await?;
-    }
+    let _watch = match &config.plugin_dir {
+        Some(dir) => Some(
+            junction_host::watcher::watch(runtime.clone(), dir.clone())
+                .await
+                .with_context(|| format!("watching plugin directory {}", dir.display()))?,
+        ),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -118,25 +209,5 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
-    Ok(())
-}
-
-/// Loads every `*.wasm` in `dir`; a component that fails is reported and skipped.
-async fn load_dir(runtime: &Arc<Runtime>, dir: &std::path::Path) -> anyhow::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading plugin directory {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-        .collect();
-    entries.sort();
-    for path in entries {
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        match runtime.load_plugin(&bytes).await {
-            Ok(p) => {
-                tracing::info!(file = %path.display(), plugin = %p.name(), version = %p.version(), "loaded")
-            }
-            Err(e) => tracing::error!(file = %path.display(), error = %e, "plugin refused"),
-        }
-    }
     Ok(())
 }

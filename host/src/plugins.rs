@@ -29,6 +29,18 @@ pub struct Plugin {
     pub(crate) world: World,
     pub(crate) digest: Digest,
     pub(crate) pre: Pre,
+    pub(crate) package: Option<PackageInfo>,
+}
+
+/// Where an uploaded plugin version came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct PackageInfo {
+    /// sha256 of the package (manifest + component).
+    pub package_digest: String,
+    /// Key id of the signer, when signed by a trusted key.
+    pub signer: Option<String>,
+    /// Token name of the uploader.
+    pub uploaded_by: String,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -73,9 +85,16 @@ impl Plugin {
         self.info.operations.iter().find(|op| op.name == name)
     }
 
+    /// The package it was uploaded in; `None` for a plugin the host ships.
+    pub fn package(&self) -> Option<&PackageInfo> {
+        self.package.as_ref()
+    }
+
     /// A JSON-friendly summary.
     pub fn summary(&self, active: bool) -> PluginSummary {
         PluginSummary {
+            package_digest: self.package.as_ref().map(|p| p.package_digest.clone()),
+            signer: self.package.as_ref().and_then(|p| p.signer.clone()),
             name: self.info.name.clone(),
             version: self.version.to_string(),
             world: self.world,
@@ -103,6 +122,10 @@ pub struct PluginSummary {
     pub world: World,
     /// `sha256:<hex>` of the component.
     pub digest: String,
+    /// `sha256:<hex>` of the package it was uploaded in.
+    pub package_digest: Option<String>,
+    /// Key id of the signer.
+    pub signer: Option<String>,
     /// The plugin's description.
     pub description: String,
     /// Whether this is the version calls use unless a connection pins another.
@@ -114,13 +137,16 @@ pub struct PluginSummary {
 /// What happened when a plugin version was added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Added {
-    /// A new version, now active.
-    New,
+    /// A new version.
+    New {
+        /// Whether it became the active version (it is the plugin's first).
+        activated: bool,
+    },
     /// The same name, version and digest were already loaded.
     Unchanged,
 }
 
-/// Why a plugin version could not be added.
+/// Why a change to the plugin set was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Conflict {
     /// Same name and version as a loaded one, other bytes.
@@ -135,6 +161,12 @@ pub enum Conflict {
         /// The digest already loaded.
         existing: String,
     },
+    /// No such plugin or version.
+    #[error("{0}")]
+    NotLoaded(String),
+    /// The version is in use.
+    #[error("{0}")]
+    InUse(String),
 }
 
 #[derive(Default)]
@@ -144,15 +176,27 @@ struct Versions {
 }
 
 /// Loaded plugins by name and version, with one active version each.
+///
+/// Calls look a plugin up once and hold its `Arc` to the end, so swapping the
+/// active version never disturbs a call in flight: calls that started on the
+/// old version finish on it, calls that start after the swap get the new one.
 #[derive(Default)]
 pub struct PluginSet {
     inner: RwLock<BTreeMap<String, Versions>>,
 }
 
 impl PluginSet {
-    /// Adds a version and makes it the active one.
-    pub fn add(&self, plugin: Arc<Plugin>) -> Result<Added, Conflict> {
-        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Versions>> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Versions>> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a version; it becomes active only when it is the plugin's first.
+    pub fn insert(&self, plugin: Arc<Plugin>) -> Result<Added, Conflict> {
+        let mut inner = self.write();
         let entry = inner.entry(plugin.name().to_string()).or_default();
         if let Some(existing) = entry.versions.get(plugin.version()) {
             if existing.digest == plugin.digest {
@@ -164,23 +208,73 @@ impl PluginSet {
                 existing: existing.digest.to_string(),
             });
         }
-        entry.active = Some(plugin.version().clone());
+        let activated = entry.active.is_none();
+        if activated {
+            entry.active = Some(plugin.version().clone());
+        }
         entry.versions.insert(plugin.version().clone(), plugin);
-        Ok(Added::New)
+        Ok(Added::New { activated })
+    }
+
+    /// Makes `version` the active version of `name`; returns the previous one.
+    pub fn activate(
+        &self,
+        name: &str,
+        version: &semver::Version,
+    ) -> Result<Option<semver::Version>, Conflict> {
+        let mut inner = self.write();
+        let entry = inner
+            .get_mut(name)
+            .ok_or_else(|| Conflict::NotLoaded(format!("no plugin `{name}` is loaded")))?;
+        if !entry.versions.contains_key(version) {
+            return Err(Conflict::NotLoaded(format!(
+                "plugin `{name}` has no loaded version {version}"
+            )));
+        }
+        Ok(entry.active.replace(version.clone()))
+    }
+
+    /// Unloads a version that is not active.
+    pub fn remove(&self, name: &str, version: &semver::Version) -> Result<Arc<Plugin>, Conflict> {
+        let mut inner = self.write();
+        let entry = inner
+            .get_mut(name)
+            .ok_or_else(|| Conflict::NotLoaded(format!("no plugin `{name}` is loaded")))?;
+        if entry.active.as_ref() == Some(version) && entry.versions.len() > 1 {
+            return Err(Conflict::InUse(format!(
+                "{name}@{version} is the active version; activate another version first"
+            )));
+        }
+        let removed = entry.versions.remove(version).ok_or_else(|| {
+            Conflict::NotLoaded(format!("plugin `{name}` has no loaded version {version}"))
+        })?;
+        if entry.versions.is_empty() {
+            inner.remove(name);
+        }
+        Ok(removed)
     }
 
     /// The active version of `name`, or the pinned `version` when given.
     pub fn get(&self, name: &str, version: Option<&semver::Version>) -> Option<Arc<Plugin>> {
-        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let inner = self.read();
         let entry = inner.get(name)?;
         let version = version.or(entry.active.as_ref())?;
         entry.versions.get(version).cloned()
     }
 
+    /// Every loaded version of `name` (oldest first) and the active one.
+    pub fn versions(&self, name: &str) -> Option<(Vec<Arc<Plugin>>, Option<semver::Version>)> {
+        let inner = self.read();
+        let entry = inner.get(name)?;
+        Some((
+            entry.versions.values().cloned().collect(),
+            entry.active.clone(),
+        ))
+    }
+
     /// Every loaded version, by name then version.
     pub fn list(&self) -> Vec<PluginSummary> {
-        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        inner
+        self.read()
             .values()
             .flat_map(|entry| {
                 entry

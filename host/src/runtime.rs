@@ -13,16 +13,17 @@ use base64::Engine as _;
 use http::{HeaderName, HeaderValue};
 use junction_registry::{Refusal, World};
 use serde::Deserialize;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Store as WasmStore, UpdateDeadline};
 
 use crate::bindings::junction::plugin::types::{CallContext, Error as PluginError};
 use crate::bindings::{ConnectorPre, PluginInfo, transform::TransformPre};
+use crate::cache::{CompileCache, Origin};
 use crate::capabilities::http::{Outbound, normalize_host_entry};
 use crate::capabilities::{self, HostState, Imports, Scope};
 use crate::config::Config;
 use crate::engine::{Limits, Sandbox};
-use crate::plugins::{Added, Conflict, Plugin, PluginSet, PluginSummary, Pre};
+use crate::plugins::{Added, Conflict, PackageInfo, Plugin, PluginSet, PluginSummary, Pre};
 use crate::store::{self, Auth, Connection, Store};
 
 /// Time the host allows past a call's deadline for the guest to be
@@ -186,10 +187,12 @@ pub struct Output {
 pub struct Runtime {
     sandbox: Sandbox,
     store: Store,
-    plugins: PluginSet,
+    pub(crate) plugins: PluginSet,
     connector_linker: Linker<HostState>,
     transform_linker: Linker<HostState>,
-    max_component_bytes: usize,
+    pub(crate) max_component_bytes: usize,
+    pub(crate) cache: Option<CompileCache>,
+    pub(crate) policy: junction_registry::Policy,
     /// Connections read through from the store; written through on change.
     connections: std::sync::RwLock<std::collections::HashMap<String, Arc<Connection>>>,
 }
@@ -206,21 +209,28 @@ impl Runtime {
             }
             None => Store::in_memory().await?,
         };
-        Ok(Arc::new(Runtime::new(
-            store,
-            config.limits.clone(),
-            config.max_component_bytes,
-        )?))
+        let runtime = Arc::new(Runtime::new(store, config)?);
+        runtime.restore().await?;
+        Ok(runtime)
     }
 
-    /// A runtime over `store` with `limits`.
-    pub fn new(
-        store: Store,
-        limits: Limits,
-        max_component_bytes: usize,
-    ) -> anyhow::Result<Runtime> {
-        let sandbox =
-            Sandbox::new(limits).map_err(|e| anyhow::anyhow!("creating the engine: {e:?}"))?;
+    /// A runtime over `store` with the limits, cache and signature policy of `config`.
+    pub fn new(store: Store, config: &Config) -> anyhow::Result<Runtime> {
+        let sandbox = Sandbox::new(config.limits.clone())
+            .map_err(|e| anyhow::anyhow!("creating the engine: {e:?}"))?;
+        let cache = config
+            .cache_dir
+            .as_deref()
+            .map(|dir| CompileCache::open(dir, sandbox.engine()))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("opening the compiled-code cache: {e}"))?;
+        let trusted = junction_registry::TrustedKeys::parse(&config.trusted_keys)
+            .map_err(|e| anyhow::anyhow!("trusted_keys: {e}"))?;
+        let policy = junction_registry::Policy {
+            max_component_bytes: config.max_component_bytes,
+            require_signatures: config.require_signatures,
+            trusted,
+        };
         let connector_linker = capabilities::linker(sandbox.engine(), Imports::Connector)
             .map_err(|e| anyhow::anyhow!("linking connector capabilities: {e:?}"))?;
         let transform_linker = capabilities::linker(sandbox.engine(), Imports::Transform)
@@ -231,7 +241,9 @@ impl Runtime {
             plugins: PluginSet::default(),
             connector_linker,
             transform_linker,
-            max_component_bytes,
+            max_component_bytes: config.max_component_bytes,
+            cache,
+            policy,
             connections: Default::default(),
         })
     }
@@ -261,17 +273,61 @@ impl Runtime {
         self.plugins.get(name, version)
     }
 
-    /// Validates, compiles, links and describes a component, then makes it
-    /// the active version of its plugin.
+    /// Loads a component the host trusts without a package (the plugins it
+    /// ships, test guests): validated, compiled, linked and described like any
+    /// other, and active when it is its plugin's first version.
     pub async fn load_plugin(&self, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
         let inspection = junction_registry::inspect_with_limit(bytes, self.max_component_bytes)?;
+        let (plugin, _) = self.install(bytes, inspection, None).await?;
+        Ok(plugin)
+    }
+
+    /// Compiles (or takes from the cache), links and describes a validated
+    /// component, then adds it to the plugin set.
+    pub(crate) async fn install(
+        &self,
+        bytes: &[u8],
+        inspection: junction_registry::Inspection,
+        package: Option<PackageInfo>,
+    ) -> Result<(Arc<Plugin>, Added), LoadError> {
+        let (plugin, origin) = self.prepare(bytes, inspection, package).await?;
+        let added = self.plugins.insert(plugin.clone())?;
+        if let Added::New { activated } = added {
+            tracing::info!(
+                plugin = %plugin.name(),
+                version = %plugin.version(),
+                world = %plugin.world(),
+                digest = %plugin.digest(),
+                activated,
+                cached = origin == Origin::Cached,
+                "plugin loaded"
+            );
+        }
+        let plugin = self
+            .plugins
+            .get(plugin.name(), Some(plugin.version()))
+            .unwrap_or(plugin);
+        Ok((plugin, added))
+    }
+
+    /// Everything of loading but adding to the set.
+    pub(crate) async fn prepare(
+        &self,
+        bytes: &[u8],
+        inspection: junction_registry::Inspection,
+        package: Option<PackageInfo>,
+    ) -> Result<(Arc<Plugin>, Origin), LoadError> {
         let engine = self.sandbox.engine().clone();
         let owned = bytes.to_vec();
+        let cache = self.cache.clone();
+        let digest = inspection.digest.clone();
         // Compilation is CPU-bound: keep it off the executor threads.
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &owned))
-            .await
-            .map_err(|e| LoadError::Invalid(format!("compilation task failed: {e}")))?
-            .map_err(|e| LoadError::Invalid(format!("compilation failed: {e:?}")))?;
+        let (component, origin) = tokio::task::spawn_blocking(move || {
+            crate::cache::compile(&engine, cache.as_ref(), &digest, &owned)
+        })
+        .await
+        .map_err(|e| LoadError::Invalid(format!("compilation task failed: {e}")))?
+        .map_err(|e| LoadError::Invalid(format!("compilation failed: {e:?}")))?;
         let linker = match inspection.world {
             World::Connector => &self.connector_linker,
             World::Transform => &self.transform_linker,
@@ -302,21 +358,9 @@ impl Runtime {
             world: inspection.world,
             digest: inspection.digest,
             pre,
+            package,
         });
-        match self.plugins.add(plugin.clone())? {
-            Added::New => tracing::info!(
-                plugin = %plugin.name(),
-                version = %plugin.version(),
-                world = %plugin.world(),
-                digest = %plugin.digest(),
-                "plugin loaded"
-            ),
-            Added::Unchanged => {}
-        }
-        Ok(self
-            .plugins
-            .get(plugin.name(), Some(plugin.version()))
-            .unwrap_or(plugin))
+        Ok((plugin, origin))
     }
 
     async fn describe(&self, pre: &Pre) -> Result<PluginInfo, CallError> {

@@ -30,12 +30,9 @@ fn serve_loads_the_plugin_directory_and_answers() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins.d");
     std::fs::create_dir(&plugins).unwrap();
-    std::fs::write(
-        plugins.join("jira.wasm"),
-        junction_host::shipped::JIRA_CONNECTOR,
-    )
-    .unwrap();
-    std::fs::write(plugins.join("broken.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    let jira = &junction_host::shipped::packages()[0];
+    std::fs::write(plugins.join("jira.jpkg"), jira.to_bytes()).unwrap();
+    std::fs::write(plugins.join("broken.jpkg"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(plugins.join("README.txt"), b"not a plugin").unwrap();
     let config = dir.path().join("junction.toml");
     std::fs::write(

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use junction_host::config::Config;
 use junction_host::engine::Limits;
 use junction_host::runtime::Runtime;
 use junction_host::store::Store;
@@ -28,8 +29,23 @@ pub fn test_limits() -> Limits {
     }
 }
 
+/// A configuration for tests: in-memory store, no compiled-code cache.
+pub fn test_config(limits: Limits) -> Config {
+    Config {
+        database: None,
+        cache_dir: None,
+        limits,
+        ..Config::default()
+    }
+}
+
 /// A runtime over an in-memory store.
 pub async fn runtime(limits: Limits) -> Arc<Runtime> {
+    runtime_with(&test_config(limits)).await
+}
+
+/// A runtime over an in-memory store with `config`.
+pub async fn runtime_with(config: &Config) -> Arc<Runtime> {
     let store = Store::in_memory().await.expect("in-memory store");
-    Arc::new(Runtime::new(store, limits, 32 * 1024 * 1024).expect("runtime"))
+    Arc::new(Runtime::new(store, config).expect("runtime"))
 }
