@@ -191,11 +191,28 @@ type Handler = Box<dyn Fn(&Context, &str) -> Result<String>>;
 pub struct Operation {
     name: String,
     description: String,
-    input_schema: String,
-    output_schema: String,
+    // Derived only when `info` asks: invoke builds the operation table on
+    // every call, and deriving a schema costs far more than a no-op call.
+    input_schema: Schema,
+    output_schema: Schema,
     idempotent: bool,
     undo: Option<String>,
     handler: Handler,
+}
+
+/// A JSON Schema: derived from a type when first needed, or given as text.
+enum Schema {
+    Derived(fn() -> String),
+    Given(String),
+}
+
+impl Schema {
+    fn text(&self) -> String {
+        match self {
+            Schema::Derived(derive) => derive(),
+            Schema::Given(text) => text.clone(),
+        }
+    }
 }
 
 impl Operation {
@@ -213,8 +230,8 @@ impl Operation {
         Operation {
             name: name.into(),
             description: description.into(),
-            input_schema: schema_of::<I>(),
-            output_schema: schema_of::<O>(),
+            input_schema: Schema::Derived(schema_of::<I>),
+            output_schema: Schema::Derived(schema_of::<O>),
             idempotent: false,
             undo: None,
             handler: Box::new(move |ctx, input| {
@@ -243,13 +260,13 @@ impl Operation {
 
     /// Replaces the derived input JSON Schema.
     pub fn input_schema(mut self, schema: impl Into<String>) -> Self {
-        self.input_schema = schema.into();
+        self.input_schema = Schema::Given(schema.into());
         self
     }
 
     /// Replaces the derived output JSON Schema.
     pub fn output_schema(mut self, schema: impl Into<String>) -> Self {
-        self.output_schema = schema.into();
+        self.output_schema = Schema::Given(schema.into());
         self
     }
 
@@ -429,8 +446,8 @@ pub mod glue {
             .map(|op| w::OperationInfo {
                 name: op.name,
                 description: op.description,
-                input_schema: op.input_schema,
-                output_schema: op.output_schema,
+                input_schema: op.input_schema.text(),
+                output_schema: op.output_schema.text(),
                 idempotent: op.idempotent,
                 undo: op.undo,
             })
