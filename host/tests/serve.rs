@@ -38,8 +38,9 @@ fn serve_loads_the_plugin_directory_and_answers() {
     std::fs::write(
         &config,
         format!(
-            "database = {:?}\nplugin_dir = {:?}\n[tokens.reader]\ntoken = \"reader-token-0123456789\"\nscope = \"read\"\n",
+            "database = {:?}\ncache_dir = {:?}\nplugin_dir = {:?}\n[tokens.reader]\ntoken = \"reader-token-0123456789\"\nscope = \"read\"\n",
             dir.path().join("j.db"),
+            dir.path().join("cache"),
             plugins
         ),
     )
