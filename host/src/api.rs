@@ -519,13 +519,7 @@ async fn invoke(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Invoker)?;
-    let input = std::str::from_utf8(&body).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            "the body is not UTF-8",
-        )
-    })?;
+    let input = utf8(&body)?;
     let input = if input.trim().is_empty() { "{}" } else { input };
     let output = state
         .runtime
@@ -548,6 +542,17 @@ async fn invoke(
         .into_response())
 }
 
+/// A JSON body must be UTF-8 before it is anything else.
+fn utf8(body: &Bytes) -> Result<&str, ApiError> {
+    std::str::from_utf8(body).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "the body is not UTF-8",
+        )
+    })
+}
+
 async fn apply(
     caller: Caller,
     State(state): State<ApiState>,
@@ -555,13 +560,7 @@ async fn apply(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Invoker)?;
-    let input = std::str::from_utf8(&body).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            "the body is not UTF-8",
-        )
-    })?;
+    let input = utf8(&body)?;
     let (outputs, plugin) = state.runtime.apply(&plugin, input).await?;
     let outputs: Vec<serde_json::Value> = outputs
         .iter()
