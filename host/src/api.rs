@@ -418,6 +418,9 @@ struct ConnectionView {
     config: std::collections::BTreeMap<String, String>,
     auth: Option<serde_json::Value>,
     allowed_hosts: Vec<String>,
+    private_hosts: Vec<String>,
+    rate_limit: Option<crate::store::RateLimit>,
+    webhook: Option<serde_json::Value>,
     created_at: String,
     updated_at: String,
 }
@@ -431,6 +434,9 @@ impl From<Connection> for ConnectionView {
             version: c.version,
             config: c.config,
             allowed_hosts: c.allowed_hosts,
+            private_hosts: c.private_hosts,
+            rate_limit: c.rate_limit,
+            webhook: c.webhook.as_ref().map(|w| json!({"scheme": w.scheme})),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }

@@ -142,7 +142,7 @@ pub enum ConnectionError {
 }
 
 /// What an operator sends to create or replace a connection.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionSpec {
     /// The connector plugin.
@@ -156,9 +156,19 @@ pub struct ConnectionSpec {
     /// Credentials the host adds to outbound requests.
     #[serde(default)]
     pub auth: Option<Auth>,
-    /// Hosts the plugin may reach (`host` or `host:port`).
+    /// Hosts the plugin may reach (`host` or `host:port`, `*.` for any
+    /// subdomain); only those its manifest also asks for are reachable.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Allowed hosts granted to resolve to non-public addresses.
+    #[serde(default)]
+    pub private_hosts: Vec<String>,
+    /// Outbound rate limit.
+    #[serde(default)]
+    pub rate_limit: Option<store::RateLimit>,
+    /// Inbound webhook verification.
+    #[serde(default)]
+    pub webhook: Option<store::WebhookSettings>,
 }
 
 /// Extra context of a call.
@@ -433,6 +443,26 @@ impl Runtime {
             .map(|h| normalize_host_entry(h))
             .collect::<Result<Vec<_>, _>>()
             .map_err(ConnectionError::Invalid)?;
+        let private_hosts = spec
+            .private_hosts
+            .iter()
+            .map(|h| normalize_host_entry(h))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ConnectionError::Invalid)?;
+        if let Some(limit) = &spec.rate_limit
+            && (limit.requests == 0 || limit.per_seconds == 0 || limit.burst == Some(0))
+        {
+            return Err(ConnectionError::Invalid(
+                "rate_limit: requests, per_seconds and burst must be at least 1".into(),
+            ));
+        }
+        if let Some(webhook) = &spec.webhook
+            && webhook.secret.is_empty()
+        {
+            return Err(ConnectionError::Invalid(
+                "webhook.secret must not be empty".into(),
+            ));
+        }
         if let Some(auth) = &spec.auth {
             credential_headers(auth).map_err(ConnectionError::Invalid)?;
         }
@@ -450,6 +480,9 @@ impl Runtime {
             config: spec.config,
             auth: spec.auth,
             allowed_hosts,
+            private_hosts,
+            rate_limit: spec.rate_limit,
+            webhook: spec.webhook,
             created_at,
             updated_at: now,
         };
@@ -484,7 +517,7 @@ impl Runtime {
         Ok(conn)
     }
 
-    async fn connector_for(
+    pub(crate) async fn connector_for(
         &self,
         connection: &str,
     ) -> Result<(Arc<Connection>, Arc<Plugin>), CallError> {
@@ -595,7 +628,7 @@ impl Runtime {
         Ok((outputs, plugin))
     }
 
-    fn connector_store(
+    pub(crate) fn connector_store(
         &self,
         conn: &Connection,
         plugin: &Plugin,
@@ -654,7 +687,7 @@ impl Runtime {
         store
     }
 
-    fn check_output<'a>(
+    pub(crate) fn check_output<'a>(
         &self,
         outputs: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), CallError> {
@@ -693,11 +726,11 @@ impl std::fmt::Display for DeadlineExceeded {
 impl std::error::Error for DeadlineExceeded {}
 
 /// The outcome of running guest code: `None` when the outer timeout fired.
-type Ran<T> = Option<wasmtime::Result<T>>;
+pub(crate) type Ran<T> = Option<wasmtime::Result<T>>;
 
 /// Runs `f` on the store, giving up from outside shortly after the deadline
 /// in case the guest is parked in a host call that epochs cannot interrupt.
-async fn run_with_deadline<T>(
+pub(crate) async fn run_with_deadline<T>(
     store: &mut WasmStore<HostState>,
     deadline: Duration,
     f: impl AsyncFnOnce(&mut WasmStore<HostState>) -> wasmtime::Result<T>,
@@ -708,7 +741,7 @@ async fn run_with_deadline<T>(
 }
 
 /// Turns the outcome of guest code into the call's result, classifying traps.
-fn settle<T>(ran: Ran<T>, store: &WasmStore<HostState>, deadline_ms: u64) -> Result<T, CallError> {
+pub(crate) fn settle<T>(ran: Ran<T>, store: &WasmStore<HostState>, deadline_ms: u64) -> Result<T, CallError> {
     let state = store.data();
     let err = match ran {
         None => return Err(CallError::Timeout { deadline_ms }),
@@ -765,6 +798,10 @@ fn credential_headers(auth: &Auth) -> Result<Vec<(HeaderName, HeaderValue)>, Str
             header: name,
             value,
         } => header(name, value.clone())?,
+        // Fetched per call by the outbound path; nothing static to add.
+        Auth::OAuth2ClientCredentials { .. } | Auth::OAuth2RefreshToken { .. } => {
+            return Ok(Vec::new());
+        }
     }])
 }
 

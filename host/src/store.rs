@@ -54,6 +54,38 @@ pub enum Auth {
         /// Header value.
         value: String,
     },
+    /// OAuth 2.0 client-credentials grant (RFC 6749 section 4.4): the host
+    /// fetches an access token, caches it until it expires, fetches a new
+    /// one when the remote system answers 401, and sends it as a bearer token.
+    #[serde(rename = "oauth2_client_credentials")]
+    OAuth2ClientCredentials {
+        /// The token endpoint.
+        token_url: String,
+        /// Client id.
+        client_id: String,
+        /// Client secret.
+        client_secret: String,
+        /// Space-separated scopes, if the system wants them.
+        #[serde(default)]
+        scope: Option<String>,
+    },
+    /// OAuth 2.0 refresh-token grant (RFC 6749 section 6): as the
+    /// client-credentials grant, but each access token is obtained with a
+    /// long-lived refresh token.
+    #[serde(rename = "oauth2_refresh_token")]
+    OAuth2RefreshToken {
+        /// The token endpoint.
+        token_url: String,
+        /// Client id.
+        client_id: String,
+        /// Client secret.
+        client_secret: String,
+        /// The refresh token.
+        refresh_token: String,
+        /// Space-separated scopes, if the system wants them.
+        #[serde(default)]
+        scope: Option<String>,
+    },
 }
 
 impl Auth {
@@ -63,6 +95,8 @@ impl Auth {
             Auth::Basic { .. } => "basic",
             Auth::Bearer { .. } => "bearer",
             Auth::ApiKey { .. } => "api_key",
+            Auth::OAuth2ClientCredentials { .. } => "oauth2_client_credentials",
+            Auth::OAuth2RefreshToken { .. } => "oauth2_refresh_token",
         }
     }
 }
@@ -71,6 +105,45 @@ impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Auth::{}(<redacted>)", self.kind())
     }
+}
+
+/// How a connection's inbound webhooks are authenticated. The secret never
+/// leaves the host: it is stored encrypted and never returned by the API.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// The sender's signature scheme.
+    pub scheme: crate::webhooks::Scheme,
+    /// The shared signing secret.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for WebhookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSettings")
+            .field("scheme", &self.scheme)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A connection's outbound rate limit: `requests` per `per_seconds`, with
+/// bursts of up to `burst` (default: `requests`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed per period.
+    pub requests: u32,
+    /// The period, in seconds.
+    #[serde(default = "one")]
+    pub per_seconds: u32,
+    /// Requests allowed at once after a quiet period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// A connection: one configured account of one external system.
@@ -88,6 +161,13 @@ pub struct Connection {
     pub auth: Option<Auth>,
     /// Hosts the plugin may reach on this connection (`host` or `host:port`).
     pub allowed_hosts: Vec<String>,
+    /// Allowed hosts that may resolve to loopback, private or link-local
+    /// addresses (an on-premises ERP, a local stand-in). Others may not.
+    pub private_hosts: Vec<String>,
+    /// Outbound rate limit; `None` is unlimited.
+    pub rate_limit: Option<RateLimit>,
+    /// Inbound webhook verification; `None` refuses webhooks.
+    pub webhook: Option<WebhookSettings>,
     /// RFC 3339 creation time.
     pub created_at: String,
     /// RFC 3339 time of the last change.
@@ -162,11 +242,14 @@ impl Store {
             .await?
             .is_some();
         sqlx::query(
-            "INSERT INTO connections (name, plugin, version, config, auth, allowed_hosts, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO connections (name, plugin, version, config, auth, allowed_hosts,
+               private_hosts, rate_limit, webhook, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT(name) DO UPDATE SET plugin = excluded.plugin, version = excluded.version,
                config = excluded.config, auth = excluded.auth,
-               allowed_hosts = excluded.allowed_hosts, updated_at = excluded.updated_at",
+               allowed_hosts = excluded.allowed_hosts, private_hosts = excluded.private_hosts,
+               rate_limit = excluded.rate_limit, webhook = excluded.webhook,
+               updated_at = excluded.updated_at",
         )
         .bind(&c.name)
         .bind(&c.plugin)
@@ -174,6 +257,9 @@ impl Store {
         .bind(serde_json::to_string(&c.config)?)
         .bind(c.auth.as_ref().map(serde_json::to_string).transpose()?)
         .bind(serde_json::to_string(&c.allowed_hosts)?)
+        .bind(serde_json::to_string(&c.private_hosts)?)
+        .bind(c.rate_limit.as_ref().map(serde_json::to_string).transpose()?)
+        .bind(c.webhook.as_ref().map(serde_json::to_string).transpose()?)
         .bind(&c.created_at)
         .bind(&c.updated_at)
         .execute(&self.pool)
@@ -387,6 +473,8 @@ impl Store {
 
 fn connection_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Connection> {
     let auth: Option<String> = r.get("auth");
+    let rate_limit: Option<String> = r.get("rate_limit");
+    let webhook: Option<String> = r.get("webhook");
     Ok(Connection {
         name: r.get("name"),
         plugin: r.get("plugin"),
@@ -394,6 +482,9 @@ fn connection_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Connection> {
         config: serde_json::from_str(r.get("config"))?,
         auth: auth.as_deref().map(serde_json::from_str).transpose()?,
         allowed_hosts: serde_json::from_str(r.get("allowed_hosts"))?,
+        private_hosts: serde_json::from_str(r.get("private_hosts"))?,
+        rate_limit: rate_limit.as_deref().map(serde_json::from_str).transpose()?,
+        webhook: webhook.as_deref().map(serde_json::from_str).transpose()?,
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
     })
@@ -414,6 +505,9 @@ mod tests {
                 password: "p".into(),
             }),
             allowed_hosts: vec!["x".into()],
+            private_hosts: vec![],
+            rate_limit: None,
+            webhook: None,
             created_at: "2026-01-01T00:00:00Z".into(),
             updated_at: "2026-01-01T00:00:00Z".into(),
         }

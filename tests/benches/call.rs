@@ -32,6 +32,7 @@ fn per_call(c: &mut Criterion) {
                 config: BTreeMap::new(),
                 auth: None,
                 allowed_hosts: vec![],
+                ..Default::default()
             },
         )
         .await

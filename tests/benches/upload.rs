@@ -53,6 +53,7 @@ fn upload_to_serving(c: &mut Criterion) {
                             config: Default::default(),
                             auth: None,
                             allowed_hosts: vec![],
+                            ..Default::default()
                         };
                         host.put_connection("echo", spec).await.unwrap();
                         host.invoke("echo", "noop", "{}", CallOptions::default())

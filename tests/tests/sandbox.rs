@@ -21,6 +21,7 @@ async fn connect(rt: &Runtime, name: &str, plugin: &str, allowed_hosts: Vec<Stri
             config: BTreeMap::from([("greeting".to_string(), format!("hello from {name}"))]),
             auth: None,
             allowed_hosts,
+            ..Default::default()
         },
     )
     .await
@@ -304,6 +305,7 @@ async fn allowlist_refuses_other_hosts_and_credentials_are_added_by_the_host() {
                 token: "s3cret-token-value".into(),
             }),
             allowed_hosts: vec![allowed.clone()],
+            ..Default::default()
         },
     )
     .await
