@@ -15,6 +15,9 @@
 //! token = "change-me"
 //! scope = "operator"
 //! ```
+//!
+//! `secret_key` (better set as `JUNCTION_SECRET_KEY` than written in the
+//! file) is the master key that seals connection secrets in the database.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,6 +28,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Limits;
+use crate::secrets::{Redacted, SecretBox};
 
 /// What a bearer token may do. Each scope includes the ones below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -95,6 +99,12 @@ pub struct Config {
     pub limits: Limits,
     /// API tokens by name (the name is what the audit log shows).
     pub tokens: BTreeMap<String, Token>,
+    /// The master key sealing connection secrets at rest: standard base64
+    /// of 32 random bytes (`openssl rand -base64 32`). Absent: a key file
+    /// beside the database is read, or created on first start (see
+    /// [`store::key_file_path`](crate::store::key_file_path)); an in-memory
+    /// store uses a throwaway key.
+    pub secret_key: Option<Redacted<String>>,
 }
 
 impl Default for Config {
@@ -110,6 +120,7 @@ impl Default for Config {
             max_component_bytes: junction_registry::DEFAULT_MAX_COMPONENT_BYTES,
             limits: Limits::default(),
             tokens: BTreeMap::new(),
+            secret_key: None,
         }
     }
 }
@@ -127,6 +138,7 @@ const KEYS: &[&str] = &[
     "max_component_bytes",
     "limits",
     "tokens",
+    "secret_key",
 ];
 
 impl Config {
@@ -161,6 +173,9 @@ impl Config {
         }
         if self.limits.memory_mib == 0 || self.limits.deadline_ms == 0 {
             anyhow::bail!("limits.memory_mib and limits.deadline_ms must be above zero");
+        }
+        if let Some(key) = &self.secret_key {
+            SecretBox::from_config(key.expose()).map_err(|e| anyhow::anyhow!("secret_key: {e}"))?;
         }
         Ok(())
     }
@@ -207,5 +222,26 @@ mod tests {
         let err = Config::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("shorter than 16"), "{err}");
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment::Error
+    fn secret_key_from_env_is_checked_and_redacted() {
+        // A key with every character base64 may use beyond letters and digits.
+        let key = "+/+/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("JUNCTION_SECRET_KEY", key);
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.secret_key.as_ref().map(|k| k.expose().as_str()),
+                Some(key)
+            );
+            assert!(!format!("{config:?}").contains(key));
+            jail.set_env("JUNCTION_SECRET_KEY", "c2hvcnQ=");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("secret_key") && err.contains("32"), "{err}");
+            assert!(!err.contains("c2hvcnQ="), "{err}");
+            Ok(())
+        });
     }
 }

@@ -215,7 +215,7 @@ impl Runtime {
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
-                Store::open_sqlite(path).await?
+                Store::open_sqlite_with_config(path, config).await?
             }
             None => Store::in_memory().await?,
         };

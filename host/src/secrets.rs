@@ -140,8 +140,22 @@ impl SecretBox {
     /// If the operating system's random number generator fails, or the
     /// plaintext exceeds XChaCha20-Poly1305's limit of 256 GiB.
     pub fn seal(&self, plaintext: &[u8]) -> String {
+        self.seal_with_context(plaintext, "")
+    }
+
+    /// As [`seal`](Self::seal), binding the value to `context` (say, where it
+    /// is stored): [`open_with_context`](Self::open_with_context) under any
+    /// other context fails as [`SecretError::Tampered`], so a sealed value
+    /// copied to another place does not open there. The context is
+    /// authenticated, not stored.
+    ///
+    /// # Panics
+    ///
+    /// As [`seal`](Self::seal).
+    pub fn seal_with_context(&self, plaintext: &[u8], context: &str) -> String {
         let nonce = XNonce::generate();
-        let aad = self.aad();
+        let prefix = self.prefix();
+        let aad = format!("{prefix}{context}");
         let ciphertext = match self.cipher.encrypt(
             &nonce,
             Payload {
@@ -155,11 +169,17 @@ impl SecretBox {
         let mut blob = Vec::with_capacity(NONCE_LEN + ciphertext.len());
         blob.extend_from_slice(&nonce);
         blob.extend_from_slice(&ciphertext);
-        format!("{aad}{}", BASE64.encode(blob))
+        format!("{prefix}{}", BASE64.encode(blob))
     }
 
     /// Decrypts a value made by [`seal`](Self::seal) with this key.
     pub fn open(&self, sealed: &str) -> Result<Vec<u8>, SecretError> {
+        self.open_with_context(sealed, "")
+    }
+
+    /// Decrypts a value made by [`seal_with_context`](Self::seal_with_context)
+    /// with this key and the same `context`.
+    pub fn open_with_context(&self, sealed: &str, context: &str) -> Result<Vec<u8>, SecretError> {
         let rest = sealed
             .trim()
             .strip_prefix(VERSION)
@@ -191,7 +211,7 @@ impl SecretBox {
         let nonce = XNonce::try_from(nonce).map_err(|_| SecretError::Malformed {
             reason: "payload is too short",
         })?;
-        let aad = self.aad();
+        let aad = format!("{}{context}", self.prefix());
         self.cipher
             .decrypt(
                 &nonce,
@@ -203,8 +223,17 @@ impl SecretBox {
             .map_err(|_| SecretError::Tampered)
     }
 
-    /// The authenticated prefix: `v1:<key id>:`.
-    fn aad(&self) -> String {
+    /// Whether `value` looks like something [`seal`](Self::seal) made (by any
+    /// key), as opposed to plaintext that was never sealed.
+    pub fn is_sealed(value: &str) -> bool {
+        value
+            .trim()
+            .strip_prefix(VERSION)
+            .is_some_and(|rest| rest.starts_with(':'))
+    }
+
+    /// The prefix of every sealed value, authenticated with it: `v1:<key id>:`.
+    fn prefix(&self) -> String {
         format!("{VERSION}:{}:", self.key_id)
     }
 }
@@ -361,6 +390,27 @@ mod tests {
             }
         );
         assert!(err.to_string().contains("different key"));
+    }
+
+    #[test]
+    fn context_binds_the_value() {
+        let b = sealer();
+        let sealed = b.seal_with_context(b"token", "connections/a/auth");
+        assert_eq!(
+            b.open_with_context(&sealed, "connections/a/auth").unwrap(),
+            b"token"
+        );
+        for other in ["connections/b/auth", "connections/a/webhook", ""] {
+            assert_eq!(
+                b.open_with_context(&sealed, other),
+                Err(SecretError::Tampered),
+                "{other}"
+            );
+        }
+        assert_eq!(b.open(&sealed), Err(SecretError::Tampered));
+        assert!(SecretBox::is_sealed(&sealed));
+        assert!(!SecretBox::is_sealed(r#"{"type":"bearer","token":"t"}"#));
+        assert!(!SecretBox::is_sealed("v1"));
     }
 
     #[test]

@@ -3,15 +3,27 @@
 //! SQLite is the embedded default (WAL journal, `synchronous=FULL` so that
 //! anything the API acknowledged survives a crash), reached through `sqlx`
 //! with migrations embedded in the binary.
+//!
+//! Connection secrets (the `auth` and `webhook` columns) are stored sealed
+//! with [`SecretBox`], each bound to its connection and column. The key comes
+//! from configuration (`secret_key`); without one, an on-disk database gets a
+//! key file beside it ([`key_file_path`]), created on first start, and the
+//! in-memory store a throwaway key. Opening a database checks every sealed
+//! secret against the key, so a wrong key stops the host at start rather
+//! than at the first call, and seals any plaintext secret an older version
+//! stored.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
+
+use crate::config::Config;
+use crate::secrets::{SecretBox, SecretError, generate_key};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +37,25 @@ pub enum Error {
     /// A stored JSON column did not decode.
     #[error("stored data is corrupt: {0}")]
     Corrupt(#[from] serde_json::Error),
+    /// The key that seals connection secrets could not be loaded or created.
+    #[error("{0}")]
+    Key(String),
+    /// A connection's stored secret could not be opened: it was sealed
+    /// under another key, altered, or never sealed.
+    #[error(
+        "cannot open the stored `{column}` secret of connection `{connection}`: {reason}; \
+         this host's key is {key_origin}"
+    )]
+    Secret {
+        /// The connection.
+        connection: String,
+        /// `auth` or `webhook`.
+        column: &'static str,
+        /// Why it did not open.
+        reason: SecretError,
+        /// Where the host's key came from.
+        key_origin: String,
+    },
 }
 
 /// The store's result type.
@@ -199,29 +230,77 @@ pub struct StoredVersion {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    secrets: SecretBox,
+    /// Where `secrets`' key came from, for error messages.
+    key_origin: String,
+}
+
+/// Where the key sealing connection secrets comes from.
+enum KeySource<'a> {
+    /// Configured.
+    Given(SecretBox),
+    /// The key file beside the database at this path.
+    File(&'a Path),
+    /// A new random key that dies with the process.
+    Ephemeral,
+}
+
+/// The key file used for the database at `database` when no `secret_key`
+/// is configured: the database's file name with `.key` appended.
+pub fn key_file_path(database: &Path) -> PathBuf {
+    let mut name = database.file_name().unwrap_or_default().to_os_string();
+    name.push(".key");
+    database.with_file_name(name)
 }
 
 impl Store {
-    /// Opens (creating if needed) the SQLite database at `path` and migrates it.
+    /// Opens (creating if needed) the SQLite database at `path` and migrates
+    /// it; secrets are sealed with the key in [`key_file_path`], which is
+    /// created on first start.
     pub async fn open_sqlite(path: &Path) -> Result<Store> {
-        let options = SqliteConnectOptions::new()
+        Self::connect(Self::file_options(path), KeySource::File(path)).await
+    }
+
+    /// As [`open_sqlite`](Self::open_sqlite), sealing secrets with `key`.
+    pub async fn open_sqlite_with_key(path: &Path, key: SecretBox) -> Result<Store> {
+        Self::connect(Self::file_options(path), KeySource::Given(key)).await
+    }
+
+    /// As [`open_sqlite`](Self::open_sqlite), with the key of `config`'s
+    /// `secret_key` when it has one.
+    pub async fn open_sqlite_with_config(path: &Path, config: &Config) -> Result<Store> {
+        match &config.secret_key {
+            Some(text) => {
+                let key = SecretBox::from_config(text.expose())
+                    .map_err(|e| Error::Key(format!("secret_key: {e}")))?;
+                Self::open_sqlite_with_key(path, key).await
+            }
+            None => Self::open_sqlite(path).await,
+        }
+    }
+
+    /// An in-memory database, for tests and throwaway runs; its secrets are
+    /// sealed with a key that dies with it.
+    pub async fn in_memory() -> Result<Store> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
+        Self::connect(options, KeySource::Ephemeral).await
+    }
+
+    fn file_options(path: &Path) -> SqliteConnectOptions {
+        SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        Self::connect(options).await
+            .foreign_keys(true)
     }
 
-    /// An in-memory database, for tests and throwaway runs.
-    pub async fn in_memory() -> Result<Store> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
-        Self::connect(options).await
-    }
-
-    async fn connect(options: SqliteConnectOptions) -> Result<Store> {
+    async fn connect(options: SqliteConnectOptions, key: KeySource<'_>) -> Result<Store> {
         let in_memory = options.get_filename().as_os_str() == ":memory:";
+        // Overwrite deleted content with zeros, so that a replaced secret (or
+        // a plaintext one sealed on migration) does not linger in free pages.
+        let options = options.pragma("secure_delete", "ON");
         let pool = SqlitePoolOptions::new()
             // One connection keeps an in-memory database alive and shared.
             .max_connections(if in_memory { 1 } else { 8 })
@@ -231,7 +310,115 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        let (secrets, key_origin) = match key {
+            KeySource::Given(secrets) => (
+                secrets,
+                "the configured `secret_key` (JUNCTION_SECRET_KEY)".to_string(),
+            ),
+            KeySource::File(database) => {
+                let path = key_file_path(database);
+                let secrets = key_from_file(&pool, &path).await?;
+                (secrets, format!("from key file {}", path.display()))
+            }
+            KeySource::Ephemeral => (
+                SecretBox::from_config(&generate_key()).map_err(|e| Error::Key(e.to_string()))?,
+                "a throwaway key of the in-memory store".to_string(),
+            ),
+        };
+        let store = Store {
+            pool,
+            secrets,
+            key_origin,
+        };
+        store.check_secrets().await?;
+        Ok(store)
+    }
+
+    /// Opens every stored secret with this store's key, so a wrong key is an
+    /// error now rather than at the first call, and seals the plaintext
+    /// secrets of databases written before secrets were sealed.
+    async fn check_secrets(&self) -> Result<()> {
+        let rows = sqlx::query("SELECT name, auth, webhook FROM connections")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut plaintext = Vec::new();
+        for row in &rows {
+            let name: String = row.get("name");
+            for column in SECRET_COLUMNS {
+                let Some(value) = row.get::<Option<String>, _>(column) else {
+                    continue;
+                };
+                if !SecretBox::is_sealed(&value) {
+                    plaintext.push((name.clone(), column, self.seal(&name, column, &value)));
+                    continue;
+                }
+                match self.open(&name, column, &value) {
+                    Ok(_) => {}
+                    // Nothing will open: stop now, with the reason.
+                    Err(
+                        err @ Error::Secret {
+                            reason: SecretError::WrongKey { .. },
+                            ..
+                        },
+                    ) => return Err(err),
+                    // Only this connection is affected; its calls will fail
+                    // with this error.
+                    Err(err) => tracing::error!(error = %err, "stored secret does not open"),
+                }
+            }
+        }
+        if plaintext.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for (name, column, sealed) in &plaintext {
+            let sql = if *column == "auth" {
+                "UPDATE connections SET auth = ? WHERE name = ?"
+            } else {
+                "UPDATE connections SET webhook = ? WHERE name = ?"
+            };
+            sqlx::query(sql)
+                .bind(sealed)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        // Move the sealed pages into the database file and empty the WAL, so
+        // no copy of the plaintext stays behind.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await?;
+        tracing::info!(
+            secrets = plaintext.len(),
+            "sealed the plaintext connection secrets of an older version"
+        );
+        Ok(())
+    }
+
+    /// Seals `plaintext` for `column` of connection `name`.
+    fn seal(&self, name: &str, column: &str, plaintext: &str) -> String {
+        self.secrets
+            .seal_with_context(plaintext.as_bytes(), &secret_context(name, column))
+    }
+
+    /// Opens the sealed `column` of connection `name`.
+    fn open(&self, name: &str, column: &'static str, sealed: &str) -> Result<String> {
+        let secret_error = |reason| Error::Secret {
+            connection: name.to_string(),
+            column,
+            reason,
+            key_origin: self.key_origin.clone(),
+        };
+        let bytes = self
+            .secrets
+            .open_with_context(sealed, &secret_context(name, column))
+            .map_err(secret_error)?;
+        String::from_utf8(bytes).map_err(|_| {
+            secret_error(SecretError::Malformed {
+                reason: "the opened secret is not UTF-8",
+            })
+        })
     }
 
     /// Creates or replaces a connection; returns whether it was created.
@@ -255,11 +442,16 @@ impl Store {
         .bind(&c.plugin)
         .bind(&c.version)
         .bind(serde_json::to_string(&c.config)?)
-        .bind(c.auth.as_ref().map(serde_json::to_string).transpose()?)
+        .bind(self.seal_json(&c.name, "auth", c.auth.as_ref())?)
         .bind(serde_json::to_string(&c.allowed_hosts)?)
         .bind(serde_json::to_string(&c.private_hosts)?)
-        .bind(c.rate_limit.as_ref().map(serde_json::to_string).transpose()?)
-        .bind(c.webhook.as_ref().map(serde_json::to_string).transpose()?)
+        .bind(
+            c.rate_limit
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()?,
+        )
+        .bind(self.seal_json(&c.name, "webhook", c.webhook.as_ref())?)
         .bind(&c.created_at)
         .bind(&c.updated_at)
         .execute(&self.pool)
@@ -273,7 +465,7 @@ impl Store {
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| connection_from_row(&r)).transpose()
+        row.map(|r| self.connection_from_row(&r)).transpose()
     }
 
     /// Every connection, by name.
@@ -281,7 +473,53 @@ impl Store {
         let rows = sqlx::query("SELECT * FROM connections ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(connection_from_row).collect()
+        rows.iter().map(|r| self.connection_from_row(r)).collect()
+    }
+
+    /// `value` as JSON, sealed for `column` of connection `name`.
+    fn seal_json<T: Serialize>(
+        &self,
+        name: &str,
+        column: &str,
+        value: Option<&T>,
+    ) -> Result<Option<String>> {
+        value
+            .map(|v| Ok(self.seal(name, column, &serde_json::to_string(v)?)))
+            .transpose()
+    }
+
+    /// The sealed JSON `column` of a connection row, opened and decoded.
+    fn open_json<T: serde::de::DeserializeOwned>(
+        &self,
+        row: &sqlx::sqlite::SqliteRow,
+        column: &'static str,
+    ) -> Result<Option<T>> {
+        let Some(sealed) = row.get::<Option<String>, _>(column) else {
+            return Ok(None);
+        };
+        let name: String = row.get("name");
+        let json = self.open(&name, column, &sealed)?;
+        Ok(Some(serde_json::from_str(&json)?))
+    }
+
+    fn connection_from_row(&self, r: &sqlx::sqlite::SqliteRow) -> Result<Connection> {
+        let rate_limit: Option<String> = r.get("rate_limit");
+        Ok(Connection {
+            name: r.get("name"),
+            plugin: r.get("plugin"),
+            version: r.get("version"),
+            config: serde_json::from_str(r.get("config"))?,
+            auth: self.open_json(r, "auth")?,
+            allowed_hosts: serde_json::from_str(r.get("allowed_hosts"))?,
+            private_hosts: serde_json::from_str(r.get("private_hosts"))?,
+            rate_limit: rate_limit
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()?,
+            webhook: self.open_json(r, "webhook")?,
+            created_at: r.get("created_at"),
+            updated_at: r.get("updated_at"),
+        })
     }
 
     /// The value of a plugin's key on a connection.
@@ -471,23 +709,104 @@ impl Store {
     }
 }
 
-fn connection_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Connection> {
-    let auth: Option<String> = r.get("auth");
-    let rate_limit: Option<String> = r.get("rate_limit");
-    let webhook: Option<String> = r.get("webhook");
-    Ok(Connection {
-        name: r.get("name"),
-        plugin: r.get("plugin"),
-        version: r.get("version"),
-        config: serde_json::from_str(r.get("config"))?,
-        auth: auth.as_deref().map(serde_json::from_str).transpose()?,
-        allowed_hosts: serde_json::from_str(r.get("allowed_hosts"))?,
-        private_hosts: serde_json::from_str(r.get("private_hosts"))?,
-        rate_limit: rate_limit.as_deref().map(serde_json::from_str).transpose()?,
-        webhook: webhook.as_deref().map(serde_json::from_str).transpose()?,
-        created_at: r.get("created_at"),
-        updated_at: r.get("updated_at"),
-    })
+/// The connection columns that hold sealed secrets.
+const SECRET_COLUMNS: [&str; 2] = ["auth", "webhook"];
+
+/// What a sealed secret is bound to: its connection and column, so a sealed
+/// value copied to another row or column does not open.
+fn secret_context(name: &str, column: &str) -> String {
+    format!("connections/{name}/{column}")
+}
+
+/// Reads the key file at `path`, or creates it when it does not exist and
+/// the database holds no sealed secret (which a new key could not open).
+async fn key_from_file(pool: &SqlitePool, path: &Path) -> Result<SecretBox> {
+    let key_error = |what: String| Error::Key(format!("key file {}: {what}", path.display()));
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            warn_if_readable_by_others(path);
+            return SecretBox::from_config(&text).map_err(|e| key_error(e.to_string()));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(key_error(format!("cannot be read: {e}"))),
+    }
+    let sealed = sqlx::query(
+        "SELECT 1 FROM connections WHERE auth LIKE 'v1:%' OR webhook LIKE 'v1:%' LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?
+    .is_some();
+    if sealed {
+        return Err(key_error(
+            "is missing, but the database holds secrets sealed with a key; restore the key \
+             file, or configure that key as `secret_key` (JUNCTION_SECRET_KEY)"
+                .into(),
+        ));
+    }
+    let text = generate_key();
+    match write_new_key_file(path, &text) {
+        Ok(()) => {
+            tracing::info!(
+                path = %path.display(),
+                "generated the key that seals connection secrets; keep it with the database \
+                 (backups need both)"
+            );
+            SecretBox::from_config(&text).map_err(|e| key_error(e.to_string()))
+        }
+        // Another process opening the same database created it first.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| key_error(format!("cannot be read: {e}")))?;
+            SecretBox::from_config(&text).map_err(|e| key_error(e.to_string()))
+        }
+        Err(e) => Err(key_error(format!("cannot be created: {e}"))),
+    }
+}
+
+/// Writes `text` to a new file at `path`, readable by its owner only. The
+/// key is written and synced under a temporary name first and then linked
+/// into place, so `path` never exists half-written and an existing file is
+/// never replaced.
+fn write_new_key_file(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let result = (|| {
+        let mut file = options.open(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        std::fs::hard_link(&tmp, path)?;
+        #[cfg(unix)]
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                path = %path.display(),
+                "the secrets key file is readable by other users; restrict it with `chmod 600`"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 #[cfg(test)]
@@ -563,5 +882,283 @@ mod tests {
             .unwrap();
         let reopened = Store::open_sqlite(&path).await.unwrap();
         assert!(reopened.connection("a").await.unwrap().is_some());
+    }
+
+    // ---- secrets at rest ----
+
+    const PASSWORD: &str = "jira-api-token-7f3a9c2e5b8d1f4a";
+    const TOKEN: &str = "oauth-refresh-token-c0ffee1234567890";
+    const CLIENT_SECRET: &str = "oauth-client-secret-9988776655443322";
+    const WEBHOOK_SECRET: &str = "whsec-signing-secret-a1b2c3d4e5f60718";
+
+    fn with_secrets(name: &str) -> Connection {
+        Connection {
+            auth: Some(Auth::OAuth2RefreshToken {
+                token_url: "https://auth.example.com/token".into(),
+                client_id: "client-1".into(),
+                client_secret: CLIENT_SECRET.into(),
+                refresh_token: TOKEN.into(),
+                scope: None,
+            }),
+            webhook: Some(WebhookSettings {
+                scheme: crate::webhooks::Scheme::Stripe,
+                secret: WEBHOOK_SECRET.into(),
+            }),
+            ..connection(name)
+        }
+    }
+
+    fn basic(name: &str) -> Connection {
+        Connection {
+            auth: Some(Auth::Basic {
+                username: "ops@acme.example".into(),
+                password: PASSWORD.into(),
+            }),
+            ..connection(name)
+        }
+    }
+
+    /// The database file and its WAL and shared-memory companions, concatenated.
+    fn database_bytes(path: &Path) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = path.as_os_str().to_os_string();
+            name.push(suffix);
+            if let Ok(b) = std::fs::read(&name) {
+                bytes.extend(b);
+            }
+        }
+        assert!(!bytes.is_empty());
+        bytes
+    }
+
+    /// `secret` as it would appear base64-encoded at any byte offset, in the
+    /// standard and URL-safe alphabets: the characters that encode only its
+    /// bytes.
+    fn base64_forms(secret: &[u8]) -> Vec<String> {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        let mut forms = Vec::new();
+        for shift in 0..3 {
+            let mut bytes = vec![b'x'; shift];
+            bytes.extend_from_slice(secret);
+            for engine in [&STANDARD, &URL_SAFE] {
+                let text = engine.encode(&bytes);
+                let start = if shift == 0 { 0 } else { 4 };
+                forms.push(text[start..text.len() - 4].to_string());
+            }
+        }
+        forms
+    }
+
+    fn assert_absent(bytes: &[u8], secret: &str) {
+        let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(!contains(secret.as_bytes()), "{secret} is in the database");
+        for form in base64_forms(secret.as_bytes()) {
+            assert!(
+                !contains(form.as_bytes()),
+                "base64 of {secret} ({form}) is in the database"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn secrets_are_sealed_at_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        let store = Store::open_sqlite(&path).await.unwrap();
+        store.put_connection(&with_secrets("a")).await.unwrap();
+        store.put_connection(&basic("b")).await.unwrap();
+        // Replacing a connection must not leave the old secret behind either.
+        let mut replaced = basic("c");
+        store.put_connection(&replaced).await.unwrap();
+        replaced.auth = Some(Auth::Bearer {
+            token: "bearer-token-after-replacement-0001".into(),
+        });
+        store.put_connection(&replaced).await.unwrap();
+        assert_eq!(
+            store.connection("a").await.unwrap(),
+            Some(with_secrets("a"))
+        );
+
+        let bytes = database_bytes(&path);
+        // The scan sees what is stored: the non-secret settings are there.
+        assert!(bytes.windows(10).any(|w| w == b"\"base_url\""));
+        for secret in [PASSWORD, TOKEN, CLIENT_SECRET, WEBHOOK_SECRET] {
+            assert_absent(&bytes, secret);
+        }
+        // What a Basic header would carry.
+        assert_absent(&bytes, &format!("ops@acme.example:{PASSWORD}"));
+        assert_absent(&bytes, "bearer-token-after-replacement-0001");
+        // The stored columns are sealed values, not JSON.
+        let raw: (String, String) =
+            sqlx::query_as("SELECT auth, webhook FROM connections WHERE name = 'a'")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        assert!(
+            raw.0.starts_with("v1:") && raw.1.starts_with("v1:"),
+            "{raw:?}"
+        );
+        // The key is neither in the database nor in the store's Debug output.
+        let key = std::fs::read_to_string(key_file_path(&path)).unwrap();
+        assert_absent(&bytes, key.trim());
+        assert!(!format!("{store:?}").contains(key.trim()));
+    }
+
+    #[tokio::test]
+    async fn key_file_is_created_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        let key_file = key_file_path(&path);
+        assert_eq!(key_file, dir.path().join("j.db.key"));
+        let store = Store::open_sqlite(&path).await.unwrap();
+        store.put_connection(&with_secrets("a")).await.unwrap();
+        drop(store);
+        let key = std::fs::read_to_string(&key_file).unwrap();
+        SecretBox::from_config(&key).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
+        // Reopening reads the same key: the secrets open.
+        let reopened = Store::open_sqlite(&path).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+        assert_eq!(
+            reopened.connection("a").await.unwrap(),
+            Some(with_secrets("a"))
+        );
+        drop(reopened);
+        // The same key given in configuration opens them too.
+        let configured = Config {
+            secret_key: Some(key.trim().to_string().into()),
+            ..Config::default()
+        };
+        let store = Store::open_sqlite_with_config(&path, &configured)
+            .await
+            .unwrap();
+        assert!(store.connection("a").await.unwrap().is_some());
+        drop(store);
+
+        // Without the key file, a new key would open nothing: refuse.
+        std::fs::remove_file(&key_file).unwrap();
+        let err = Store::open_sqlite(&path).await.unwrap_err().to_string();
+        assert!(err.contains("is missing"), "{err}");
+        assert!(err.contains("j.db.key"), "{err}");
+        assert!(!key_file.exists());
+    }
+
+    #[tokio::test]
+    async fn another_key_fails_clearly_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        let key = SecretBox::from_config(&generate_key()).unwrap();
+        let store = Store::open_sqlite_with_key(&path, key.clone())
+            .await
+            .unwrap();
+        store.put_connection(&with_secrets("a")).await.unwrap();
+        drop(store);
+        // The configured key was used: no key file.
+        assert!(!key_file_path(&path).exists());
+
+        let other = SecretBox::from_config(&generate_key()).unwrap();
+        let err = Store::open_sqlite_with_key(&path, other.clone())
+            .await
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(
+                &err,
+                Error::Secret {
+                    reason: SecretError::WrongKey { .. },
+                    ..
+                }
+            ),
+            "{message}"
+        );
+        assert!(message.contains("connection `a`"), "{message}");
+        assert!(message.contains("different key"), "{message}");
+        assert!(message.contains(key.key_id()), "{message}");
+        assert!(message.contains(other.key_id()), "{message}");
+        assert!(message.contains("secret_key"), "{message}");
+        // A malformed configured key is refused before anything is opened.
+        let bad = Config {
+            secret_key: Some("not-a-key".to_string().into()),
+            ..Config::default()
+        };
+        let err = Store::open_sqlite_with_config(&path, &bad)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("secret_key") && err.contains("base64"),
+            "{err}"
+        );
+        // The right key still works.
+        let store = Store::open_sqlite_with_key(&path, key).await.unwrap();
+        assert!(store.connection("a").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn sealed_values_are_bound_to_their_row() {
+        let store = Store::in_memory().await.unwrap();
+        store.put_connection(&with_secrets("a")).await.unwrap();
+        store.put_connection(&connection("b")).await.unwrap();
+        sqlx::query("UPDATE connections SET auth = (SELECT auth FROM connections WHERE name = 'a') WHERE name = 'b'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let err = store.connection("b").await.unwrap_err().to_string();
+        assert!(err.contains("connection `b`"), "{err}");
+        assert!(err.contains("altered or corrupted"), "{err}");
+        assert!(!err.contains(TOKEN), "{err}");
+        // Connection `a` is unaffected.
+        assert!(store.connection("a").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn plaintext_rows_of_older_versions_are_sealed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        let store = Store::open_sqlite(&path).await.unwrap();
+        store.put_connection(&connection("old")).await.unwrap();
+        // What a version before sealing stored: the JSON itself.
+        let auth = serde_json::to_string(&basic("old").auth).unwrap();
+        let webhook = serde_json::to_string(&with_secrets("old").webhook).unwrap();
+        sqlx::query("UPDATE connections SET auth = ?, webhook = ? WHERE name = 'old'")
+            .bind(&auth)
+            .bind(&webhook)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        store.pool.close().await;
+
+        let store = Store::open_sqlite(&path).await.unwrap();
+        let loaded = store.connection("old").await.unwrap().unwrap();
+        assert_eq!(loaded.auth, basic("old").auth);
+        assert_eq!(loaded.webhook, with_secrets("old").webhook);
+        let raw: (String, String) =
+            sqlx::query_as("SELECT auth, webhook FROM connections WHERE name = 'old'")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        assert!(
+            raw.0.starts_with("v1:") && raw.1.starts_with("v1:"),
+            "{raw:?}"
+        );
+        let bytes = database_bytes(&path);
+        assert_absent(&bytes, PASSWORD);
+        assert_absent(&bytes, WEBHOOK_SECRET);
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let text = format!("{:?}", with_secrets("a"));
+        for secret in [TOKEN, CLIENT_SECRET, WEBHOOK_SECRET] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(!format!("{:?}", basic("b")).contains(PASSWORD));
     }
 }
