@@ -2,14 +2,17 @@
 //!
 //! Every error has one shape, `{"error":{"code","message"}}`, with the
 //! status that says what the client should do. Admin endpoints need a
-//! bearer token whose scope covers them.
+//! bearer token whose scope covers them; webhooks are authenticated by their
+//! signature instead.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, OriginalUri, Path, Request, State,
+};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
@@ -21,6 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::audit::{Outcome, Record};
 use crate::bindings::PluginError;
 use crate::config::{Config, Scope};
+use crate::inbound::{InboundWebhook, WebhookError};
 use crate::lifecycle::LifecycleError;
 use crate::plugins::Conflict;
 use crate::runtime::{CallError, CallOptions, ConnectionError, ConnectionSpec, LoadError, Runtime};
@@ -68,7 +72,8 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        // Webhooks are refused with 401 too, but no bearer token would help them.
+        if self.status == StatusCode::UNAUTHORIZED && self.code == "unauthorized" {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"junction\""),
@@ -199,6 +204,24 @@ impl From<LifecycleError> for ApiError {
     }
 }
 
+impl From<WebhookError> for ApiError {
+    fn from(err: WebhookError) -> ApiError {
+        match err {
+            WebhookError::NotConfigured(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "webhook_not_configured",
+                err.to_string(),
+            ),
+            WebhookError::Refused(reason) => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                format!("webhook signature refused: {reason}"),
+            ),
+            WebhookError::Call(err) => err.into(),
+        }
+    }
+}
+
 /// A JSON body; malformed JSON is a 400, an oversized body a 413, both in the error shape.
 pub struct JsonBody<T>(pub T);
 
@@ -269,6 +292,8 @@ impl Tokens {
 pub struct ApiState {
     runtime: Arc<Runtime>,
     tokens: Arc<Tokens>,
+    /// Where senders reach the host, without a trailing `/`.
+    public_url: Arc<str>,
 }
 
 /// The authenticated caller of a request.
@@ -343,6 +368,7 @@ pub fn router(runtime: Arc<Runtime>, config: &Config) -> Router {
     let state = ApiState {
         runtime,
         tokens: Arc::new(Tokens(tokens)),
+        public_url: config.public_url().into(),
     };
     Router::new()
         .route("/healthz", get(healthz))
@@ -371,6 +397,7 @@ pub fn router(runtime: Arc<Runtime>, config: &Config) -> Router {
         .route("/v1/connections/{name}/check", post(check_connection))
         .route("/v1/connections/{name}/operations/{op}", post(invoke))
         .route("/v1/transforms/{plugin}/apply", post(apply))
+        .route("/v1/webhooks/{connection}", post(webhook))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -579,6 +606,50 @@ async fn apply(
         "outputs": outputs,
     }))
     .into_response())
+}
+
+/// An inbound webhook: no bearer token, the signature authenticates it.
+async fn webhook(
+    State(state): State<ApiState>,
+    Path(connection): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let path = uri
+        .path_and_query()
+        .map_or_else(|| uri.path(), |p| p.as_str());
+    let url = format!("{}{path}", state.public_url);
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let request = InboundWebhook {
+        method: method.as_str(),
+        url: &url,
+        path,
+        headers: &headers,
+        body: &body,
+    };
+    let (events, plugin) = state
+        .runtime
+        .handle_webhook(&connection, request, std::time::SystemTime::now())
+        .await?;
+    let version = format!("{}@{}", plugin.name(), plugin.version());
+    Ok((
+        [(
+            header::HeaderName::from_static("junction-plugin"),
+            HeaderValue::from_str(&version).unwrap_or(HeaderValue::from_static("unknown")),
+        )],
+        Json(json!({ "events": events })),
+    )
+        .into_response())
 }
 
 async fn upload_plugin(

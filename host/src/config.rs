@@ -17,7 +17,8 @@
 //! ```
 //!
 //! `secret_key` (better set as `JUNCTION_SECRET_KEY` than written in the
-//! file) is the master key that seals connection secrets in the database.
+//! file) is the master key that seals connection secrets in the database;
+//! `public_url` is the address webhook senders use to reach the host.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -105,6 +106,11 @@ pub struct Config {
     /// [`store::key_file_path`](crate::store::key_file_path)); an in-memory
     /// store uses a throwaway key.
     pub secret_key: Option<Redacted<String>>,
+    /// The URL webhook senders use to reach this host (scheme, host, port
+    /// and any path prefix a proxy adds), e.g. `https://junction.example.com`.
+    /// Schemes that sign the URL (HubSpot v3) are checked against it.
+    /// Absent: `http://` followed by `listen`.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -121,6 +127,7 @@ impl Default for Config {
             limits: Limits::default(),
             tokens: BTreeMap::new(),
             secret_key: None,
+            public_url: None,
         }
     }
 }
@@ -139,6 +146,7 @@ const KEYS: &[&str] = &[
     "limits",
     "tokens",
     "secret_key",
+    "public_url",
 ];
 
 impl Config {
@@ -177,8 +185,40 @@ impl Config {
         if let Some(key) = &self.secret_key {
             SecretBox::from_config(key.expose()).map_err(|e| anyhow::anyhow!("secret_key: {e}"))?;
         }
+        if let Some(url) = &self.public_url {
+            check_public_url(url)?;
+        }
         Ok(())
     }
+
+    /// The URL senders reach the host at, without a trailing `/`:
+    /// `public_url`, or `http://<listen>`.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim().trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+}
+
+/// A public URL is an absolute `http` or `https` URL with a host and no
+/// credentials, query or fragment.
+fn check_public_url(text: &str) -> anyhow::Result<()> {
+    let bad = |why: &str| anyhow::anyhow!("public_url `{text}` {why}");
+    let url = url::Url::parse(text.trim()).map_err(|e| bad(&format!("is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("must start with http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not contain credentials"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("must not have a query or a fragment"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -243,5 +283,25 @@ mod tests {
             assert!(!err.contains("c2hvcnQ="), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn public_url_default_and_checks() {
+        let mut config = Config::default();
+        assert_eq!(config.public_url(), "http://127.0.0.1:8080");
+        config.public_url = Some("https://junction.example.com/hooks/".into());
+        config.validate().unwrap();
+        assert_eq!(config.public_url(), "https://junction.example.com/hooks");
+        for bad in [
+            "junction.example.com",
+            "ftp://junction.example.com",
+            "https://user:pw@junction.example.com",
+            "https://junction.example.com/?x=1",
+            "https://junction.example.com/#top",
+        ] {
+            config.public_url = Some(bad.into());
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains("public_url"), "{bad}: {err}");
+        }
     }
 }

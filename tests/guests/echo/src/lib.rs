@@ -1,11 +1,15 @@
 //! A well-behaved connector whose operations reflect what the host gives a
 //! plugin: its input, config, key-value store, call context, outbound HTTP
-//! and process environment.
+//! and process environment. Its webhook handler turns a JSON body into one
+//! event and counts its calls in the key-value store (`webhook-calls`), so a
+//! test can tell whether the host called it.
 
 use std::collections::BTreeMap;
 
 use junction_sdk::http::{Method, Request};
-use junction_sdk::{Connector, Context, Error, JsonSchema, Operation, Operations, Result};
+use junction_sdk::{
+    Connector, Context, Error, Event, JsonSchema, Operation, Operations, Result, WebhookRequest,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -39,7 +43,31 @@ impl Connector for Echo {
                 env,
             ))
     }
+
+    fn handle_webhook(ctx: &Context, request: WebhookRequest) -> Result<Vec<Event>> {
+        // Count first, so that even a call that fails below is seen.
+        let calls = ctx
+            .kv_get(WEBHOOK_CALLS)?
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|text| text.parse::<u64>().ok())
+            .unwrap_or(0)
+            + 1;
+        ctx.kv_set(WEBHOOK_CALLS, calls.to_string().as_bytes())?;
+        let body: Value = request.json()?;
+        let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
+        Ok(vec![Event {
+            id: text("id").unwrap_or_else(|| format!("webhook-{calls}")),
+            event_type: text("type").unwrap_or_else(|| "com.example.echo.webhook".into()),
+            source: format!("echo/{}", ctx.connection),
+            subject: text("subject"),
+            time: text("time").unwrap_or_else(|| "1970-01-01T00:00:00Z".into()),
+            data: body.to_string(),
+        }])
+    }
 }
+
+/// The key-value key counting `handle_webhook` calls, as decimal text.
+const WEBHOOK_CALLS: &str = "webhook-calls";
 
 // Named explicitly: `echo-v2` builds this same file as a later `echo`.
 junction_sdk::export_connector!(Echo, name = "echo");
