@@ -30,6 +30,14 @@ fn main() {
                 package: "other-world",
                 constant: "OTHER_WORLD",
             },
+            Guest {
+                package: "huge-memory",
+                constant: "HUGE_MEMORY",
+            },
+            Guest {
+                package: "dumper",
+                constant: "DUMPER",
+            },
         ],
     );
 }

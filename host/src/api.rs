@@ -127,6 +127,10 @@ impl From<CallError> for ApiError {
                 ApiError::new(S::BAD_GATEWAY, "plugin_output_too_large", message)
             }
             CallError::BadOutput(_) => ApiError::new(S::BAD_GATEWAY, "plugin_bad_output", message),
+            CallError::Busy { retry_after_ms, .. } => {
+                ApiError::new(S::SERVICE_UNAVAILABLE, "plugin_busy", message)
+                    .retry_after(retry_after_ms.div_ceil(1000))
+            }
             CallError::Internal(detail) => {
                 tracing::error!(%detail, "internal error during a plugin call");
                 ApiError::new(S::INTERNAL_SERVER_ERROR, "internal", "internal error")

@@ -110,7 +110,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<DemoReport> {
                 "plugin": "jira",
                 "config": {"base_url": jira.base_url()},
                 "auth": {"type": "basic", "username": JIRA_EMAIL, "password": JIRA_TOKEN},
-                "allowed_hosts": [jira.host()],
+                "allowed_hosts": [jira.host()], "private_hosts": [jira.host()],
             }),
         )
         .await?;

@@ -35,6 +35,15 @@ pub struct Limits {
     pub instances: usize,
     /// Instances the engine keeps ready in its pool (bounds concurrent calls).
     pub pooled_instances: u32,
+    /// Host resources (HTTP fields, streams, pollables...) one call may hold.
+    pub resource_handles: usize,
+    /// Largest response body a plugin may read from one outbound request, in bytes.
+    pub response_bytes: u64,
+    /// Calls one plugin version may run at once; more wait in line.
+    pub concurrency: u32,
+    /// How long a call waits in line for a free slot before it is refused
+    /// (503 with `Retry-After`), in milliseconds.
+    pub queue_ms: u64,
 }
 
 impl Default for Limits {
@@ -47,6 +56,10 @@ impl Default for Limits {
             table_elements: 20_000,
             instances: 32,
             pooled_instances: 256,
+            resource_handles: 10_000,
+            response_bytes: 8 * 1024 * 1024,
+            concurrency: 64,
+            queue_ms: 1_000,
         }
     }
 }
@@ -60,6 +73,20 @@ impl Limits {
     /// The call deadline.
     pub fn deadline(&self) -> Duration {
         Duration::from_millis(self.deadline_ms)
+    }
+
+    /// These limits narrowed by what a plugin's manifest asks for: a plugin
+    /// may ask for less than the operator allows, never more.
+    pub fn narrowed_by(&self, asked: &junction_registry::manifest::Limits) -> Limits {
+        let min = |operator: u64, asked: Option<u64>| asked.map_or(operator, |a| a.min(operator));
+        Limits {
+            memory_mib: min(self.memory_mib, asked.memory_mib),
+            deadline_ms: min(self.deadline_ms, asked.deadline_ms),
+            output_bytes: min(self.output_bytes, asked.output_bytes),
+            concurrency: u32::try_from(min(u64::from(self.concurrency), asked.concurrency))
+                .unwrap_or(self.concurrency),
+            ..self.clone()
+        }
     }
 }
 

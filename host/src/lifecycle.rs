@@ -160,6 +160,8 @@ impl Runtime {
             package_digest: validated.package_digest.to_string(),
             signer: validated.signer.clone(),
             uploaded_by: actor.to_string(),
+            capabilities: validated.manifest.capabilities.clone(),
+            limits: validated.manifest.limits,
         };
         // Refuse a new digest under a released name and version before compiling.
         let manifest = &validated.manifest;
@@ -435,6 +437,8 @@ impl Runtime {
                     package_digest: v.package_digest.clone(),
                     signer: validated.signer.clone(),
                     uploaded_by: v.uploaded_by.clone(),
+                    capabilities: validated.manifest.capabilities.clone(),
+                    limits: validated.manifest.limits,
                 };
                 self.install(package.wasm(), validated.inspection, Some(info))
                     .await

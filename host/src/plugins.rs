@@ -30,6 +30,10 @@ pub struct Plugin {
     pub(crate) digest: Digest,
     pub(crate) pre: Pre,
     pub(crate) package: Option<PackageInfo>,
+    /// The operator's limits narrowed by the manifest's.
+    pub(crate) limits: crate::engine::Limits,
+    /// Slots for concurrent calls of this version.
+    pub(crate) slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Where an uploaded plugin version came from.
@@ -41,6 +45,10 @@ pub struct PackageInfo {
     pub signer: Option<String>,
     /// Token name of the uploader.
     pub uploaded_by: String,
+    /// What the manifest asks for: outbound hosts, auth scheme, kv.
+    pub capabilities: junction_registry::Capabilities,
+    /// The limits the manifest asks for (narrowed by the operator's).
+    pub limits: junction_registry::Limits,
 }
 
 impl std::fmt::Debug for Plugin {

@@ -16,10 +16,15 @@ use serde::Deserialize;
 use wasmtime::component::Linker;
 use wasmtime::{Store as WasmStore, UpdateDeadline};
 
-use crate::bindings::junction::plugin::types::{CallContext, Error as PluginError};
+use crate::bindings::junction::plugin::types::CallContext;
+/// The error cases a plugin can answer with (the WIT `error` variant).
+pub use crate::bindings::junction::plugin::types::Error as PluginError;
 use crate::bindings::{ConnectorPre, PluginInfo, transform::TransformPre};
 use crate::cache::{CompileCache, Origin};
-use crate::capabilities::http::{Outbound, normalize_host_entry};
+use crate::capabilities::egress::EgressPolicy;
+use crate::capabilities::http::{Net, Outbound, normalize_host_entry};
+use crate::capabilities::oauth::TokenSource;
+use crate::capabilities::ratelimit::RateGate;
 use crate::capabilities::{self, HostState, Imports, Scope};
 use crate::config::Config;
 use crate::engine::{Limits, Sandbox};
@@ -105,6 +110,18 @@ pub enum CallError {
     /// The plugin returned something that is not JSON.
     #[error("the plugin returned invalid JSON: {0}")]
     BadOutput(String),
+    /// Every slot of the plugin version was busy for longer than the queue allows.
+    #[error(
+        "plugin `{plugin}` is running its maximum of {concurrency} calls at once; retry after {retry_after_ms} ms"
+    )]
+    Busy {
+        /// Plugin name.
+        plugin: String,
+        /// Its concurrency limit.
+        concurrency: u32,
+        /// When to retry.
+        retry_after_ms: u64,
+    },
     /// The host failed (store, instantiation); not the caller's nor the plugin's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -205,6 +222,9 @@ pub struct Runtime {
     pub(crate) policy: junction_registry::Policy,
     /// Connections read through from the store; written through on change.
     connections: std::sync::RwLock<std::collections::HashMap<String, Arc<Connection>>>,
+    /// Each connection's network (pool, policy, tokens, rate gate), keyed by
+    /// connection name, with the connection change and plugin digest it was built for.
+    nets: std::sync::Mutex<std::collections::HashMap<String, (String, Arc<Net>)>>,
 }
 
 impl Runtime {
@@ -255,6 +275,7 @@ impl Runtime {
             cache,
             policy,
             connections: Default::default(),
+            nets: Default::default(),
         })
     }
 
@@ -362,6 +383,13 @@ impl Runtime {
             .await
             .map_err(|e| LoadError::Invalid(format!("its `info` export failed: {e}")))?;
         let version = check_info(&info, inspection.world)?;
+        let limits = match &package {
+            Some(p) => self.limits().narrowed_by(&p.limits),
+            None => self.limits().clone(),
+        };
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            usize::try_from(limits.concurrency.max(1)).unwrap_or(1),
+        ));
         let plugin = Arc::new(Plugin {
             info,
             version,
@@ -369,6 +397,8 @@ impl Runtime {
             digest: inspection.digest,
             pre,
             package,
+            limits,
+            slots,
         });
         Ok((plugin, origin))
     }
@@ -380,7 +410,7 @@ impl Runtime {
             connection: None,
             config: BTreeMap::new(),
         });
-        let mut store = self.new_store(scope, Outbound::default(), false);
+        let mut store = self.new_store(scope, Outbound::default(), false, self.limits());
         let deadline = self.limits().deadline();
         let result = run_with_deadline(&mut store, deadline, async |store| match pre {
             Pre::Connector(pre) => {
@@ -465,7 +495,20 @@ impl Runtime {
         }
         if let Some(auth) = &spec.auth {
             credential_headers(auth).map_err(ConnectionError::Invalid)?;
+            TokenSource::from_auth(auth).map_err(|e| ConnectionError::Invalid(e.to_string()))?;
         }
+        if let Some(package) = plugin.package() {
+            let asked = package.capabilities.auth;
+            let given = spec.auth.as_ref().map_or("none", Auth::kind);
+            if asked.as_str() != given {
+                return Err(ConnectionError::Invalid(format!(
+                    "plugin `{}` authenticates with `{asked}` (its manifest says so); this connection gives `{given}` credentials",
+                    spec.plugin
+                )));
+            }
+        }
+        EgressPolicy::new(&spec.allowed_hosts, &spec.private_hosts)
+            .map_err(|e| ConnectionError::Invalid(e.to_string()))?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let created_at = self
             .store
@@ -487,6 +530,10 @@ impl Runtime {
             updated_at: now,
         };
         let created = self.store.put_connection(&connection).await?;
+        self.nets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&connection.name);
         self.connections
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -562,16 +609,17 @@ impl Runtime {
         let Pre::Connector(pre) = &plugin.pre else {
             return Err(wrong_world(&plugin, World::Connector));
         };
+        let _slot = admit(&plugin).await?;
         let (mut store, ctx) = self.connector_store(&conn, &plugin, options)?;
-        let result = run_with_deadline(&mut store, self.limits().deadline(), async |store| {
+        let result = run_with_deadline(&mut store, plugin.limits.deadline(), async |store| {
             pre.instantiate_async(&mut *store)
                 .await?
                 .call_invoke(&mut *store, &ctx, operation, input)
                 .await
         })
         .await;
-        let json = settle(result, &store, self.limits().deadline_ms)?.map_err(CallError::Plugin)?;
-        self.check_output([json.as_str()])?;
+        let json = conclude(settle(result, &store, plugin.limits.deadline_ms), &store)?;
+        check_output(&plugin.limits, [json.as_str()])?;
         Ok(Output { json, plugin })
     }
 
@@ -581,15 +629,16 @@ impl Runtime {
         let Pre::Connector(pre) = &plugin.pre else {
             return Err(wrong_world(&plugin, World::Connector));
         };
+        let _slot = admit(&plugin).await?;
         let (mut store, ctx) = self.connector_store(&conn, &plugin, CallOptions::default())?;
-        let result = run_with_deadline(&mut store, self.limits().deadline(), async |store| {
+        let result = run_with_deadline(&mut store, plugin.limits.deadline(), async |store| {
             pre.instantiate_async(&mut *store)
                 .await?
                 .call_check(&mut *store, &ctx)
                 .await
         })
         .await;
-        settle(result, &store, self.limits().deadline_ms)?.map_err(CallError::Plugin)?;
+        conclude(settle(result, &store, plugin.limits.deadline_ms), &store)?;
         Ok(plugin)
     }
 
@@ -614,17 +663,17 @@ impl Runtime {
             connection: None,
             config: BTreeMap::new(),
         });
-        let mut store = self.new_store(scope, Outbound::default(), false);
-        let result = run_with_deadline(&mut store, self.limits().deadline(), async |store| {
+        let _slot = admit(&plugin).await?;
+        let mut store = self.new_store(scope, Outbound::default(), false, &plugin.limits);
+        let result = run_with_deadline(&mut store, plugin.limits.deadline(), async |store| {
             pre.instantiate_async(&mut *store)
                 .await?
                 .call_apply(&mut *store, input)
                 .await
         })
         .await;
-        let outputs =
-            settle(result, &store, self.limits().deadline_ms)?.map_err(CallError::Plugin)?;
-        self.check_output(outputs.iter().map(String::as_str))?;
+        let outputs = conclude(settle(result, &store, plugin.limits.deadline_ms), &store)?;
+        check_output(&plugin.limits, outputs.iter().map(String::as_str))?;
         Ok((outputs, plugin))
     }
 
@@ -638,11 +687,14 @@ impl Runtime {
             Some(auth) => credential_headers(auth).map_err(CallError::Internal)?,
             None => Vec::new(),
         };
+        let limits = &plugin.limits;
         let outbound = Outbound {
-            allowed_hosts: conn.allowed_hosts.clone(),
+            net: Some(self.net_for(conn, plugin)?),
             inject,
             plugin: plugin.name().to_string(),
             connection: conn.name.clone(),
+            deadline: Some(Instant::now() + limits.deadline()),
+            signals: Arc::default(),
         };
         let scope = Arc::new(Scope {
             plugin: plugin.name().to_string(),
@@ -650,7 +702,7 @@ impl Runtime {
             connection: Some(conn.name.clone()),
             config: conn.config.clone(),
         });
-        let store = self.new_store(scope, outbound, true);
+        let store = self.new_store(scope, outbound, true, limits);
         let ctx = CallContext {
             tenant: "default".into(),
             connection: conn.name.clone(),
@@ -658,18 +710,51 @@ impl Runtime {
             idempotency_key: options.idempotency_key,
             attempt: options.attempt.max(1),
             trace_id: options.trace_id,
-            deadline_ms: self.limits().deadline_ms,
+            deadline_ms: limits.deadline_ms,
         };
         Ok((store, ctx))
     }
 
-    fn new_store(
+    /// The network of `conn` as seen by `plugin`: built once per connection
+    /// change and plugin version, then shared by every call (one pool).
+    fn net_for(&self, conn: &Connection, plugin: &Plugin) -> Result<Arc<Net>, CallError> {
+        let fingerprint = format!("{}|{}", conn.updated_at, plugin.digest());
+        let mut nets = self.nets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((built_for, net)) = nets.get(&conn.name)
+            && *built_for == fingerprint
+        {
+            return Ok(net.clone());
+        }
+        let mut policy = EgressPolicy::new(&conn.allowed_hosts, &conn.private_hosts)
+            .map_err(|e| CallError::Internal(format!("stored egress policy: {e}")))?;
+        if let Some(package) = plugin.package() {
+            policy = policy
+                .declared(&package.capabilities.outbound_hosts)
+                .map_err(|e| CallError::Internal(format!("manifest outbound_hosts: {e}")))?;
+        }
+        let oauth = match &conn.auth {
+            Some(auth) => {
+                TokenSource::from_auth(auth).map_err(|e| CallError::Internal(e.to_string()))?
+            }
+            None => None,
+        };
+        let net = Arc::new(Net::new(
+            policy,
+            oauth,
+            Some(RateGate::new(conn.rate_limit)),
+            plugin.limits.response_bytes,
+        ));
+        nets.insert(conn.name.clone(), (fingerprint, net.clone()));
+        Ok(net)
+    }
+
+    pub(crate) fn new_store(
         &self,
         scope: Arc<Scope>,
         outbound: Outbound,
         with_kv: bool,
+        limits: &Limits,
     ) -> WasmStore<HostState> {
-        let limits = self.limits();
         let kv_store = with_kv.then(|| self.store.clone());
         let state = HostState::new(scope, limits, outbound, kv_store);
         let mut store = WasmStore::new(self.sandbox.engine(), state);
@@ -686,23 +771,67 @@ impl Runtime {
         });
         store
     }
+}
 
-    pub(crate) fn check_output<'a>(
-        &self,
-        outputs: impl IntoIterator<Item = &'a str>,
-    ) -> Result<(), CallError> {
-        let limit = self.limits().output_bytes;
-        let mut size = 0usize;
-        for output in outputs {
-            size += output.len();
-            if u64::try_from(size).unwrap_or(u64::MAX) > limit {
-                return Err(CallError::OutputTooLarge { size, limit });
-            }
-            serde_json::from_str::<serde::de::IgnoredAny>(output)
-                .map_err(|e| CallError::BadOutput(e.to_string()))?;
+/// Checks what a call returned: within the output cap (each output also
+/// counts a few bytes, so a flood of empty strings is capped too) and JSON.
+pub(crate) fn check_output<'a>(
+    limits: &Limits,
+    outputs: impl IntoIterator<Item = &'a str>,
+) -> Result<(), CallError> {
+    const PER_OUTPUT_BYTES: usize = 8;
+    let limit = limits.output_bytes;
+    let mut size = 0usize;
+    for output in outputs {
+        size += output.len() + PER_OUTPUT_BYTES;
+        if u64::try_from(size).unwrap_or(u64::MAX) > limit {
+            return Err(CallError::OutputTooLarge { size, limit });
         }
-        Ok(())
+        serde_json::from_str::<serde::de::IgnoredAny>(output)
+            .map_err(|e| CallError::BadOutput(e.to_string()))?;
     }
+    Ok(())
+}
+
+/// Waits (at most the plugin's queue time) for one of its call slots.
+pub(crate) async fn admit(plugin: &Plugin) -> Result<tokio::sync::OwnedSemaphorePermit, CallError> {
+    let queue = Duration::from_millis(plugin.limits.queue_ms);
+    match tokio::time::timeout(queue, plugin.slots.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => {
+            tracing::warn!(plugin = %plugin.name(), concurrency = plugin.limits.concurrency, "call refused: every slot busy");
+            Err(CallError::Busy {
+                plugin: plugin.name().to_string(),
+                concurrency: plugin.limits.concurrency,
+                retry_after_ms: plugin.limits.queue_ms.max(1_000),
+            })
+        }
+    }
+}
+
+/// The result of a call that can fail with a plugin error. When the host's
+/// rate gate refused one of the call's requests and the call then failed,
+/// the caller is told `rate-limited` with the wait, whatever the plugin
+/// made of the refused request.
+pub(crate) fn conclude<T>(
+    outcome: Result<Result<T, PluginError>, CallError>,
+    store: &WasmStore<HostState>,
+) -> Result<T, CallError> {
+    if let Ok(Ok(value)) = outcome {
+        return Ok(value);
+    }
+    let limited = *store
+        .data()
+        .outbound
+        .signals
+        .rate_limited
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(wait) = limited {
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+        return Err(CallError::Plugin(PluginError::RateLimited(ms)));
+    }
+    outcome?.map_err(CallError::Plugin)
 }
 
 fn wrong_world(plugin: &Plugin, expected: World) -> CallError {
@@ -741,7 +870,11 @@ pub(crate) async fn run_with_deadline<T>(
 }
 
 /// Turns the outcome of guest code into the call's result, classifying traps.
-pub(crate) fn settle<T>(ran: Ran<T>, store: &WasmStore<HostState>, deadline_ms: u64) -> Result<T, CallError> {
+pub(crate) fn settle<T>(
+    ran: Ran<T>,
+    store: &WasmStore<HostState>,
+    deadline_ms: u64,
+) -> Result<T, CallError> {
     let state = store.data();
     let err = match ran {
         None => return Err(CallError::Timeout { deadline_ms }),
@@ -754,6 +887,16 @@ pub(crate) fn settle<T>(ran: Ran<T>, store: &WasmStore<HostState>, deadline_ms: 
     if state.limiter.memory_refused {
         return Err(CallError::LimitExceeded {
             what: "memory".into(),
+        });
+    }
+    if err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<wasmtime::component::ResourceTableError>(),
+            Some(wasmtime::component::ResourceTableError::Full)
+        )
+    }) {
+        return Err(CallError::LimitExceeded {
+            what: "resource handle".into(),
         });
     }
     if state.limiter.table_refused {

@@ -82,7 +82,7 @@ impl Api {
             "plugin": "jira",
             "config": {"base_url": self.jira.base_url()},
             "auth": {"type": "basic", "username": "ops@acme.example", "password": password},
-            "allowed_hosts": [self.jira.host()],
+            "allowed_hosts": [self.jira.host()], "private_hosts": [self.jira.host()],
         })
     }
 
@@ -421,6 +421,29 @@ async fn each_error_status() {
         .await;
     assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     assert_eq!(body["_retry_after"], "7");
+    // The host now holds the connection back for those 7 s: the next call is
+    // refused by the host, and Jira is not asked.
+    let asked = api.jira.requests().len();
+    let (status, body) = api
+        .call(
+            "POST",
+            &op("get-issue"),
+            Some(INVOKER),
+            Some(json!({"key": "DUP-1"})),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert_eq!(api.jira.requests().len(), asked);
+    // Changing the connection starts it afresh.
+    let (status, _) = api
+        .call(
+            "PUT",
+            "/v1/connections/jira",
+            Some(ADMIN),
+            Some(api.jira_spec("jira-api-token")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
     // 503: Jira fails.
     api.jira.misbehave(Misbehaviour::ServerError { times: 1 });
     let (status, body) = api

@@ -305,6 +305,7 @@ async fn allowlist_refuses_other_hosts_and_credentials_are_added_by_the_host() {
                 token: "s3cret-token-value".into(),
             }),
             allowed_hosts: vec![allowed.clone()],
+            private_hosts: vec![allowed.clone()],
             ..Default::default()
         },
     )
@@ -343,4 +344,106 @@ async fn allowlist_refuses_other_hosts_and_credentials_are_added_by_the_host() {
     for observed in [whoami.to_string(), env.to_string()] {
         assert!(!observed.contains("s3cret-token-value"), "{observed}");
     }
+}
+
+#[tokio::test]
+async fn deep_recursion_is_a_trap() {
+    let (result, _) = misbehave_beside_healthy("recurse", false).await;
+    let err = result.unwrap_err();
+    // Rust keeps large frames on a shadow stack in linear memory, so the
+    // first thing to run out may be that (an out-of-bounds access below
+    // address 0) or the engine's call stack; either is a trap.
+    assert!(matches!(err, CallError::Trap(_)), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("stack") || message.contains("out of bounds memory access"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn endless_resource_handles_hit_the_limit() {
+    let (result, elapsed) = misbehave_beside_healthy("handles", false).await;
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, CallError::LimitExceeded { what } if what == "resource handle"),
+        "{err}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(test_limits().deadline_ms),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_100_mb_output_string_is_stopped() {
+    let rt = with_guests().await;
+    let err = invoke(&rt, "hostile", "big-output", json!({"bytes": 100_000_000}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CallError::LimitExceeded { what } if what == "memory")
+            || matches!(err, CallError::OutputTooLarge { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        invoke(&rt, "echo", "noop", json!({})).await.unwrap(),
+        json!({})
+    );
+}
+
+#[tokio::test]
+async fn huge_initial_memory_is_refused_at_load() {
+    let rt = runtime(test_limits()).await;
+    let err = rt
+        .load_plugin(&guests::bytes(guests::HUGE_MEMORY))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("memory"), "{message}");
+    assert!(rt.plugins().is_empty());
+}
+
+#[tokio::test]
+async fn calls_beyond_a_plugins_concurrency_wait_then_get_busy() {
+    let limits = junction_host::engine::Limits {
+        concurrency: 1,
+        queue_ms: 100,
+        ..test_limits()
+    };
+    let rt = runtime(limits).await;
+    rt.load_plugin(&guests::bytes(guests::HOSTILE))
+        .await
+        .unwrap();
+    rt.load_plugin(&guests::bytes(guests::ECHO)).await.unwrap();
+    connect(&rt, "hostile", "hostile", vec![]).await;
+    connect(&rt, "echo", "echo", vec![]).await;
+    let spinning = rt.clone();
+    let looping =
+        tokio::spawn(async move { invoke(&spinning, "hostile", "loop", json!({})).await });
+    // Wait until the loop holds the only slot: a noop then cannot get in.
+    let busy = loop {
+        match invoke(&rt, "hostile", "noop", json!({})).await {
+            Err(err @ CallError::Busy { .. }) => break err,
+            Ok(_) => tokio::task::yield_now().await,
+            Err(other) => panic!("unexpected: {other}"),
+        }
+    };
+    assert!(
+        matches!(busy, CallError::Busy { concurrency: 1, retry_after_ms, .. } if retry_after_ms >= 1000),
+        "{busy}"
+    );
+    // Other plugins have their own slots.
+    assert_eq!(
+        invoke(&rt, "echo", "noop", json!({})).await.unwrap(),
+        json!({})
+    );
+    assert!(matches!(
+        looping.await.unwrap(),
+        Err(CallError::Timeout { .. })
+    ));
+    assert_eq!(
+        invoke(&rt, "hostile", "noop", json!({})).await.unwrap(),
+        json!({})
+    );
 }

@@ -338,6 +338,12 @@ pub enum EgressDenied {
         /// `host:port`.
         target: String,
     },
+    /// The connection allows the host but the plugin's manifest does not ask for it.
+    #[error("egress to {target} denied: the plugin's manifest does not ask for this host")]
+    NotDeclared {
+        /// `host:port`.
+        target: String,
+    },
     /// The host resolved to a non-public address and has no grant for that.
     #[error(
         "egress to {target} denied: it resolves to {address}, a {class} address, and the host \
@@ -370,7 +376,14 @@ pub struct EgressPolicy {
     /// Entries (`host` or `host:port`, same syntax as [`HostPattern`]) that
     /// may resolve to non-public addresses, e.g. `localhost:8080` for a
     /// stand-in or `erp.internal`. Entries that do not parse never match.
+    /// A grant is an explicit operator decision about one endpoint, so an
+    /// allowed host with a grant is reachable even when the manifest does not
+    /// declare it (a connector pointed at an on-premises install or a
+    /// stand-in); a grant alone allows nothing.
     pub granted_private: Vec<String>,
+    /// What the plugin's manifest asks for; `None` for a component the
+    /// operator loaded without a manifest (then the connection alone decides).
+    pub declared: Option<Vec<HostPattern>>,
 }
 
 impl EgressPolicy {
@@ -397,7 +410,23 @@ impl EgressPolicy {
         Ok(Self {
             allowed_hosts,
             granted_private,
+            declared: None,
         })
+    }
+
+    /// Restricts the policy to what a manifest declares.
+    pub fn declared<D>(mut self, declared: D) -> Result<Self, PatternError>
+    where
+        D: IntoIterator,
+        D::Item: AsRef<str>,
+    {
+        self.declared = Some(
+            declared
+                .into_iter()
+                .map(|p| HostPattern::parse(p.as_ref()))
+                .collect::<Result<_, _>>()?,
+        );
+        Ok(self)
     }
 
     /// Checks the allowlist only (no DNS).
@@ -405,16 +434,27 @@ impl EgressPolicy {
         let normalized = normalize_host(host).ok_or_else(|| EgressDenied::InvalidHost {
             target: target(host, port),
         })?;
-        if self
+        if !self
             .allowed_hosts
             .iter()
             .any(|p| p.matches_normalized(&normalized, port))
         {
-            Ok(())
-        } else {
-            Err(EgressDenied::NotAllowed {
+            return Err(EgressDenied::NotAllowed {
                 target: target(&normalized, port),
-            })
+            });
+        }
+        match &self.declared {
+            Some(declared)
+                if !declared
+                    .iter()
+                    .any(|p| p.matches_normalized(&normalized, port))
+                    && !self.is_granted_private(&normalized, port) =>
+            {
+                Err(EgressDenied::NotDeclared {
+                    target: target(&normalized, port),
+                })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -442,6 +482,12 @@ impl EgressPolicy {
         port: u16,
     ) -> Result<Vec<SocketAddr>, EgressDenied> {
         self.check_host(host, port)?;
+        self.resolve(host, port).await
+    }
+
+    /// Resolves `host` and checks its addresses, without the allowlist: for
+    /// endpoints the operator set (an OAuth token URL). Same address rule.
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, EgressDenied> {
         let normalized = normalize_host(host).ok_or_else(|| EgressDenied::InvalidHost {
             target: target(host, port),
         })?;

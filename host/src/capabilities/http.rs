@@ -1,136 +1,478 @@
-//! Outbound `wasi:http`: every request a plugin sends passes through
-//! [`Outbound`], which refuses hosts the connection does not allow and adds
-//! the connection's credentials, so they never enter guest memory.
+//! Outbound `wasi:http`. Every request a plugin sends passes through
+//! [`Outbound`]: the egress policy (allowlist, manifest, non-public
+//! addresses after DNS), the connection's rate limit, host-side credentials
+//! (so they never enter guest memory), timeouts bounded by the call's
+//! deadline and a cap on the response body. Requests leave through the
+//! connection's pooled keep-alive client ([`Net`]).
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use http::{HeaderName, HeaderValue};
-use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
-use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode};
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::TokioExecutor;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// Per-request timeouts used when the plugin sets none.
+use super::egress::{EgressDenied, EgressPolicy};
+use super::oauth::TokenSource;
+use super::ratelimit::RateGate;
+
+/// Per-request timeouts used when the plugin sets none (each is further
+/// bounded by what is left of the call's deadline).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
 const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle keep-alive connections are closed after this long.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Largest request body the host buffers to resend it once with a fresh
+/// OAuth token after a 401.
+const REPLAY_BODY_BYTES: usize = 1024 * 1024;
 
-/// The outbound policy of one call.
-#[derive(Debug, Clone, Default)]
+/// The network of one connection: its egress policy, one pooled keep-alive
+/// client, its OAuth token source and its rate gate. Shared by every call
+/// on the connection; rebuilt when the connection changes.
+pub struct Net {
+    pub(crate) policy: EgressPolicy,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector<PinnedResolver>>, WasiBody>,
+    pinned: Arc<Mutex<HashMap<String, Vec<SocketAddr>>>>,
+    pub(crate) oauth: Option<TokenSource>,
+    pub(crate) rate: Option<RateGate>,
+    response_bytes: u64,
+}
+
+impl std::fmt::Debug for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Net")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Net {
+    /// A connection's network with its own connection pool.
+    pub fn new(
+        policy: EgressPolicy,
+        oauth: Option<TokenSource>,
+        rate: Option<RateGate>,
+        response_bytes: u64,
+    ) -> Net {
+        let pinned: Arc<Mutex<HashMap<String, Vec<SocketAddr>>>> = Arc::default();
+        let mut http = HttpConnector::new_with_resolver(PinnedResolver {
+            pinned: pinned.clone(),
+        });
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config().as_ref().clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(https);
+        Net {
+            policy,
+            client,
+            pinned,
+            oauth,
+            rate,
+            response_bytes,
+        }
+    }
+
+    /// Resolves and checks `host:port` (allowlist and addresses, or only
+    /// addresses when `listed` is false: a token endpoint the operator set),
+    /// and pins the checked addresses so the connection pool dials nothing else.
+    pub(crate) async fn admit(
+        &self,
+        host: &str,
+        port: u16,
+        listed: bool,
+    ) -> Result<(), EgressDenied> {
+        let addrs = if listed {
+            self.policy.resolve_checked(host, port).await?
+        } else {
+            self.policy.resolve(host, port).await?
+        };
+        self.pinned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(host.trim_end_matches('.').to_ascii_lowercase(), addrs);
+        Ok(())
+    }
+
+    /// Sends an admitted request on the pool with a first-byte timeout.
+    pub(crate) async fn send(
+        &self,
+        request: http::Request<WasiBody>,
+        first_byte: Duration,
+    ) -> Result<http::Response<hyper::body::Incoming>, HttpError> {
+        match tokio::time::timeout(first_byte, self.client.request(request)).await {
+            Err(_) => Err(HttpError::HttpResponseTimeout),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(classify_client_error(&e)),
+        }
+    }
+}
+
+/// One rustls configuration (webpki roots, ring) for every connection.
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+            };
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+                .unwrap_or_else(|_| {
+                    // The ring provider supports the default versions; this
+                    // arm only exists to avoid a panic path.
+                    rustls::ClientConfig::builder()
+                        .with_root_certificates(rustls::RootCertStore::empty())
+                        .with_no_client_auth()
+                });
+            Arc::new(config)
+        })
+        .clone()
+}
+
+fn classify_client_error(e: &hyper_util::client::legacy::Error) -> HttpError {
+    use std::error::Error as _;
+    let mut source = e.source();
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => HttpError::ConnectionRefused,
+                std::io::ErrorKind::TimedOut => HttpError::ConnectionTimeout,
+                _ => HttpError::InternalError(Some(io.to_string())),
+            };
+        }
+        if err.to_string().contains("tls") || err.to_string().contains("certificate") {
+            return HttpError::TlsProtocolError;
+        }
+        source = err.source();
+    }
+    if e.is_connect() {
+        HttpError::ConnectionRefused
+    } else {
+        HttpError::HttpProtocolError
+    }
+}
+
+/// The pool's resolver: only addresses [`Net::admit`] checked for this call.
+#[derive(Clone)]
+struct PinnedResolver {
+    pinned: Arc<Mutex<HashMap<String, Vec<SocketAddr>>>>,
+}
+
+impl tower::Service<Name> for PinnedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let key = name.as_str().trim_end_matches('.').to_ascii_lowercase();
+        let key = key
+            .strip_prefix('[')
+            .and_then(|k| k.strip_suffix(']'))
+            .unwrap_or(&key)
+            .to_string();
+        let found = self
+            .pinned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        std::future::ready(match found {
+            Some(addrs) => Ok(addrs.into_iter()),
+            None => Err(std::io::Error::other(format!(
+                "{key} was not checked by the egress policy"
+            ))),
+        })
+    }
+}
+
+/// What a call learned from its outbound requests.
+#[derive(Debug, Default)]
+pub struct Signals {
+    /// Set when the connection's rate limit refused a request: how long to wait.
+    pub rate_limited: Mutex<Option<Duration>>,
+}
+
+/// The outbound side of one call.
+#[derive(Clone, Default)]
 pub struct Outbound {
-    /// `host` (any port) or `host:port` entries, lower case. Empty: nothing allowed.
-    pub allowed_hosts: Vec<String>,
-    /// Headers the host adds to every allowed request (credentials), marked sensitive.
+    /// The connection's network; `None`: this call has no network.
+    pub net: Option<Arc<Net>>,
+    /// Headers the host adds to every allowed request (static credentials).
     pub inject: Vec<(HeaderName, HeaderValue)>,
     /// For refusal logs.
     pub plugin: String,
     /// For refusal logs.
     pub connection: String,
+    /// The call's deadline; no request outlives it.
+    pub deadline: Option<Instant>,
+    /// Shared with the runtime, which reads it when the call ends.
+    pub signals: Arc<Signals>,
 }
 
 impl Outbound {
-    /// Whether `host` (and `port`, the scheme's default when absent) is allowed.
-    pub fn allows(&self, host: &str, port: u16) -> bool {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let with_port = format!("{host}:{port}");
-        self.allowed_hosts
-            .iter()
-            .any(|entry| *entry == host || *entry == with_port)
+    fn remaining(&self) -> Duration {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::MAX)
     }
-}
 
-/// Normalises an allowlist entry: lower case, no scheme, no path.
-pub fn normalize_host_entry(entry: &str) -> Result<String, String> {
-    let trimmed = entry.trim().to_ascii_lowercase();
-    let uri: http::Uri = format!("http://{trimmed}/")
-        .parse()
-        .map_err(|_| format!("`{entry}` is not a host or host:port"))?;
-    let authority = uri
-        .authority()
-        .filter(|a| a.as_str() == trimmed && !trimmed.contains('@'))
-        .ok_or_else(|| format!("`{entry}` is not a host or host:port"))?;
-    Ok(authority.as_str().to_string())
-}
+    fn refuse(&self, target: &str, reason: &dyn std::fmt::Display) {
+        tracing::warn!(
+            plugin = %self.plugin,
+            connection = %self.connection,
+            target = %target,
+            reason = %reason,
+            "outbound request refused"
+        );
+    }
 
-impl WasiHttpHooks for Outbound {
-    fn send_request(
-        &mut self,
-        mut request: http::Request<WasiBody>,
+    async fn send(
+        self,
+        request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
-        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<WasiBody>,
-                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
-        drop(fut);
-        let uri = request.uri();
+    ) -> Result<http::Response<WasiBody>, HttpError> {
+        let uri = request.uri().clone();
         let host = uri.host().unwrap_or_default().to_string();
-        let default_port = if uri.scheme_str() == Some("https") {
-            443
-        } else {
-            80
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        let target = format!("{host}:{port}");
+        let Some(net) = self.net.clone() else {
+            self.refuse(&target, &"this call has no network access");
+            return Err(HttpError::HttpRequestDenied);
         };
-        let port = uri.port_u16().unwrap_or(default_port);
-        if !self.allows(&host, port) {
-            tracing::warn!(
-                plugin = %self.plugin,
-                connection = %self.connection,
-                target = %format!("{host}:{port}"),
-                "outbound request refused: host not on the connection's allowlist"
-            );
-            return Box::new(async { Err(ErrorCode::HttpRequestDenied.into()) });
+        if let Err(denied) = net.admit(&host, port, true).await {
+            self.refuse(&target, &denied);
+            return Err(match denied {
+                EgressDenied::NonPublicAddress { .. } => HttpError::DestinationIpProhibited,
+                EgressDenied::Unresolvable { .. } => HttpError::DnsError {
+                    rcode: Some("NXDOMAIN".into()),
+                    info_code: None,
+                },
+                _ => HttpError::HttpRequestDenied,
+            });
         }
-        for (name, value) in &self.inject {
-            let mut value = value.clone();
-            value.set_sensitive(true);
-            request.headers_mut().insert(name.clone(), value);
+        if let Some(rate) = &net.rate
+            && let Err(retry_after) = rate.acquire(self.remaining()).await
+        {
+            self.refuse(
+                &target,
+                &format_args!("rate limit; retry after {retry_after:?}"),
+            );
+            *self
+                .signals
+                .rate_limited
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(retry_after);
+            return Err(HttpError::ConnectionLimitReached);
         }
         let options = options.unwrap_or(RequestOptions {
             connect_timeout: None,
             first_byte_timeout: None,
             between_bytes_timeout: None,
         });
-        let options = RequestOptions {
-            connect_timeout: options.connect_timeout.or(Some(CONNECT_TIMEOUT)),
-            first_byte_timeout: options.first_byte_timeout.or(Some(FIRST_BYTE_TIMEOUT)),
-            between_bytes_timeout: options
-                .between_bytes_timeout
-                .or(Some(BETWEEN_BYTES_TIMEOUT)),
+        let first_byte = options
+            .first_byte_timeout
+            .unwrap_or(FIRST_BYTE_TIMEOUT)
+            .min(self.remaining());
+        let between_bytes = options
+            .between_bytes_timeout
+            .unwrap_or(BETWEEN_BYTES_TIMEOUT);
+
+        let (mut parts, body) = request.into_parts();
+        for (name, value) in &self.inject {
+            parts.headers.insert(name.clone(), value.clone());
+        }
+        let response = match &net.oauth {
+            None => {
+                net.send(http::Request::from_parts(parts, body), first_byte)
+                    .await?
+            }
+            Some(oauth) => {
+                // Buffer the body so the request can be sent again with a
+                // fresh token if the system says the cached one is stale.
+                let body = http_body_util::Limited::new(body, REPLAY_BODY_BYTES)
+                    .collect()
+                    .await
+                    .map_err(|_| HttpError::HttpRequestBodySize(Some(REPLAY_BODY_BYTES as u64)))?
+                    .to_bytes();
+                let token = oauth.bearer(&net, None).await.map_err(|e| {
+                    self.refuse(&target, &e);
+                    HttpError::InternalError(Some(e.to_string()))
+                })?;
+                let response = net.send(rebuild(&parts, &body, &token), first_byte).await?;
+                if response.status() == StatusCode::UNAUTHORIZED {
+                    let fresh = oauth.bearer(&net, Some(&token)).await.map_err(|e| {
+                        self.refuse(&target, &e);
+                        HttpError::InternalError(Some(e.to_string()))
+                    })?;
+                    net.send(
+                        rebuild(&parts, &body, &fresh),
+                        first_byte.min(self.remaining()),
+                    )
+                    .await?
+                } else {
+                    response
+                }
+            }
         };
+        if let Some(rate) = &net.rate {
+            rate.observe(response.status(), response.headers());
+        }
+        let cap = net.response_bytes;
+        Ok(response.map(|incoming| {
+            CappedBody {
+                inner: incoming,
+                seen: 0,
+                cap,
+                between_bytes,
+                timer: Box::pin(tokio::time::sleep(between_bytes)),
+            }
+            .boxed_unsync()
+        }))
+    }
+}
+
+/// The request of `parts` and `body` again, with `token` as its credentials.
+fn rebuild(
+    parts: &http::request::Parts,
+    body: &Bytes,
+    token: &HeaderValue,
+) -> http::Request<WasiBody> {
+    let mut request = http::Request::new(full(body.clone()));
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    request
+        .headers_mut()
+        .insert(http::header::AUTHORIZATION, token.clone());
+    request
+}
+
+/// A buffered body as a [`WasiBody`].
+pub(crate) fn full(bytes: Bytes) -> WasiBody {
+    http_body_util::Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+impl WasiHttpHooks for Outbound {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<WasiBody>,
+                        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                    ),
+                    HttpError,
+                >,
+            > + Send,
+    > {
+        drop(fut);
+        let outbound = self.clone();
         Box::new(async move {
-            use http_body_util::BodyExt;
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+            let response = outbound.send(request, options).await?;
+            // The pooled client drives the connection itself.
+            let io: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
+                Box::new(std::future::ready(Ok(())));
+            Ok((response, io))
         })
     }
+}
+
+/// A response body that fails once it passes `cap` bytes or when no bytes
+/// arrive for `between_bytes`.
+struct CappedBody {
+    inner: hyper::body::Incoming,
+    seen: u64,
+    cap: u64,
+    between_bytes: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Body for CappedBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.seen = self.seen.saturating_add(data.len() as u64);
+                    if self.seen > self.cap {
+                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(
+                            self.seen,
+                        )))));
+                    }
+                }
+                let next = tokio::time::Instant::now() + self.between_bytes;
+                self.timer.as_mut().reset(next);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(HttpError::from(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match self.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+}
+
+/// Normalises an allowlist entry: lower case, no scheme, no path.
+pub fn normalize_host_entry(entry: &str) -> Result<String, String> {
+    let trimmed = entry.trim().to_ascii_lowercase();
+    super::egress::HostPattern::parse(&trimmed).map_err(|e| e.to_string())?;
+    if trimmed.contains('/') || trimmed.contains('@') {
+        return Err(format!("`{entry}` is not a host or host:port"));
+    }
+    Ok(trimmed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn allowlist_matches_host_or_host_and_port() {
-        let outbound = Outbound {
-            allowed_hosts: vec!["api.example.com".into(), "127.0.0.1:8080".into()],
-            ..Outbound::default()
-        };
-        assert!(outbound.allows("API.example.com", 443));
-        assert!(outbound.allows("api.example.com.", 80));
-        assert!(outbound.allows("127.0.0.1", 8080));
-        assert!(!outbound.allows("127.0.0.1", 8081));
-        assert!(!outbound.allows("evil.example.com", 443));
-        assert!(!outbound.allows("example.com", 443));
-    }
 
     #[test]
     fn entries_are_normalised_or_refused() {
@@ -139,8 +481,13 @@ mod tests {
             "example.com"
         );
         assert_eq!(normalize_host_entry("127.0.0.1:9").unwrap(), "127.0.0.1:9");
+        assert_eq!(
+            normalize_host_entry("*.atlassian.net").unwrap(),
+            "*.atlassian.net"
+        );
         assert!(normalize_host_entry("https://example.com/x").is_err());
         assert!(normalize_host_entry("user@example.com").is_err());
         assert!(normalize_host_entry("").is_err());
+        assert!(normalize_host_entry("*.com").is_err());
     }
 }

@@ -9,6 +9,8 @@ pub mod egress;
 pub mod http;
 pub mod kv;
 pub mod log;
+pub mod oauth;
+pub mod ratelimit;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -77,9 +79,11 @@ impl HostState {
             )),
             _ => None,
         };
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.resource_handles);
         HostState {
             wasi,
-            table: ResourceTable::new(),
+            table,
             http: WasiHttpCtx::new(),
             outbound,
             limiter: Limiter::new(limits),

@@ -23,6 +23,12 @@ impl Connector for Hostile {
                 "Returns a JSON string of the requested length",
                 big_output,
             ))
+            .with(Operation::new("recurse", "Recurses without end", recurse))
+            .with(Operation::new(
+                "handles",
+                "Creates host resource handles without end and never drops them",
+                handles,
+            ))
     }
 }
 
@@ -64,4 +70,25 @@ struct Size {
 
 fn big_output(_: &Context, input: Size) -> Result<String> {
     Ok("x".repeat(input.bytes))
+}
+
+fn recurse(_: &Context, _: Value) -> Result<Value> {
+    fn deeper(depth: u64, pad: [u64; 16]) -> u64 {
+        // The padding and black_box keep each frame real and the call non-tail;
+        // the exit condition is never met (black_box hides that).
+        let pad = std::hint::black_box(pad);
+        if std::hint::black_box(depth) == u64::MAX {
+            return 0;
+        }
+        deeper(depth + 1, pad).wrapping_add(pad[(depth % 16) as usize])
+    }
+    Ok(json!(deeper(0, [1; 16])))
+}
+
+fn handles(_: &Context, _: Value) -> Result<Value> {
+    use junction_sdk::wit::connector::wasi::http::types::Fields;
+    loop {
+        // Each `Fields` is an entry in the host's resource table.
+        std::mem::forget(std::hint::black_box(Fields::new()));
+    }
 }
