@@ -38,6 +38,10 @@ fn main() {
                 package: "dumper",
                 constant: "DUMPER",
             },
+            Guest {
+                package: "hostile-transform",
+                constant: "HOSTILE_TRANSFORM",
+            },
         ],
     );
 }

@@ -447,3 +447,36 @@ async fn calls_beyond_a_plugins_concurrency_wait_then_get_busy() {
         json!({})
     );
 }
+
+#[tokio::test]
+async fn a_flood_of_outputs_is_refused() {
+    let rt = with_guests().await;
+    rt.load_plugin(&guests::bytes(guests::HOSTILE_TRANSFORM))
+        .await
+        .unwrap();
+    // 150,000 empty strings: little guest memory, a large list<string>.
+    let err = rt
+        .apply("hostile-transform", r#"{"count": 150000, "bytes": 0}"#)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CallError::OutputTooLarge { .. }), "{err}");
+    // Few outputs of 8 MiB each: stopped by the guest's memory or the byte cap.
+    let err = rt
+        .apply("hostile-transform", r#"{"count": 4, "bytes": 8388608}"#)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CallError::LimitExceeded { what } if what == "memory")
+            || matches!(err, CallError::OutputTooLarge { .. }),
+        "{err}"
+    );
+    let (fine, _) = rt
+        .apply("hostile-transform", r#"{"count": 3, "bytes": 2}"#)
+        .await
+        .unwrap();
+    assert_eq!(fine, vec![r#""xx""#; 3]);
+    assert_eq!(
+        invoke(&rt, "echo", "noop", json!({})).await.unwrap(),
+        json!({})
+    );
+}
