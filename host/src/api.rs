@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::audit::{Outcome, Record};
 use crate::bindings::PluginError;
 use crate::config::{Config, Scope};
+use crate::flows::{FlowError, FlowOptions, Flows};
 use crate::inbound::{InboundWebhook, WebhookError};
 use crate::lifecycle::LifecycleError;
 use crate::plugins::Conflict;
@@ -295,6 +296,7 @@ impl Tokens {
 #[derive(Clone)]
 pub struct ApiState {
     runtime: Arc<Runtime>,
+    flows: Arc<Flows>,
     tokens: Arc<Tokens>,
     /// Where senders reach the host, without a trailing `/`.
     public_url: Arc<str>,
@@ -357,7 +359,19 @@ impl FromRequestParts<ApiState> for Caller {
 }
 
 /// The API router over `runtime`, with the tokens and body limit of `config`.
+/// Starts the flow workers when called inside a Tokio runtime; they stop
+/// when the router is dropped.
 pub fn router(runtime: Arc<Runtime>, config: &Config) -> Router {
+    let flows = Flows::new(runtime.clone(), FlowOptions::default());
+    if tokio::runtime::Handle::try_current().is_ok() {
+        flows.spawn_workers();
+    }
+    router_with_flows(flows, config)
+}
+
+/// The API router over `flows` (and its runtime), whose workers the caller runs.
+pub fn router_with_flows(flows: Arc<Flows>, config: &Config) -> Router {
+    let runtime = flows.runtime().clone();
     let tokens = config
         .tokens
         .iter()
@@ -371,6 +385,7 @@ pub fn router(runtime: Arc<Runtime>, config: &Config) -> Router {
         .collect();
     let state = ApiState {
         runtime,
+        flows,
         tokens: Arc::new(Tokens(tokens)),
         public_url: config.public_url().into(),
     };
@@ -402,6 +417,14 @@ pub fn router(runtime: Arc<Runtime>, config: &Config) -> Router {
         .route("/v1/connections/{name}/operations/{op}", post(invoke))
         .route("/v1/transforms/{plugin}/apply", post(apply))
         .route("/v1/webhooks/{connection}", post(webhook))
+        .route("/v1/flows", get(list_flows))
+        .route("/v1/flows/{name}", get(flow_detail).put(deploy_flow))
+        .route("/v1/flows/{name}/runs", post(start_run))
+        .route("/v1/runs", get(list_runs))
+        .route("/v1/runs/{id}", get(run_detail))
+        .route("/v1/dead-letters", get(list_dead_letters))
+        .route("/v1/dead-letters/{id}", delete(discard_dead_letter))
+        .route("/v1/dead-letters/{id}/replay", post(replay_dead_letter))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -741,4 +764,196 @@ async fn audit_log(
         .await
         .map_err(ConnectionError::from)?;
     Ok(Json(json!({"entries": entries})))
+}
+
+impl From<FlowError> for ApiError {
+    fn from(err: FlowError) -> ApiError {
+        match err {
+            FlowError::Invalid(message) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_flow", message)
+            }
+            FlowError::NotFound(message) => ApiError::not_found(message),
+            FlowError::Conflict(message) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", message)
+            }
+            FlowError::Store(e) => {
+                tracing::error!(error = %e, "store failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+async fn deploy_flow(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Operator)?;
+    let source = std::str::from_utf8(&body).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the flow file is not UTF-8",
+        )
+    })?;
+    let deployed = state.flows.deploy(&name, source, &caller.name).await?;
+    let status = if deployed.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(deployed)).into_response())
+}
+
+async fn list_flows(
+    caller: Caller,
+    State(state): State<ApiState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    Ok(Json(json!({"flows": state.flows.list().await?})))
+}
+
+async fn flow_detail(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<crate::flows::FlowDetail>, ApiError> {
+    caller.require(Scope::Read)?;
+    Ok(Json(state.flows.get(&name).await?))
+}
+
+async fn start_run(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Invoker)?;
+    let text = utf8(&body)?;
+    let trigger = if text.trim().is_empty() {
+        json!({})
+    } else {
+        serde_json::from_str(text).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("invalid request body: {e}"),
+            )
+        })?
+    };
+    let id = state.flows.start_run(&name, trigger).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"run": id}))).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct RunsQuery {
+    flow: Option<String>,
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+const RUN_STATUSES: [&str; 6] = [
+    "pending",
+    "running",
+    "compensating",
+    "completed",
+    "compensated",
+    "failed",
+];
+
+async fn list_runs(
+    caller: Caller,
+    State(state): State<ApiState>,
+    axum::extract::Query(query): axum::extract::Query<RunsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    if let Some(status) = &query.status
+        && !RUN_STATUSES.contains(&status.as_str())
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!(
+                "status `{status}` is not one of {}",
+                RUN_STATUSES.join(", ")
+            ),
+        ));
+    }
+    let limit = query.limit.unwrap_or(100).min(1000);
+    let runs = state
+        .flows
+        .runs(query.flow.as_deref(), query.status.as_deref(), limit)
+        .await?;
+    Ok(Json(json!({"runs": runs})))
+}
+
+async fn run_detail(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<crate::flows::RunView>, ApiError> {
+    caller.require(Scope::Read)?;
+    Ok(Json(state.flows.run(&id).await?))
+}
+
+#[derive(serde::Deserialize)]
+struct DeadLetterQuery {
+    flow: Option<String>,
+}
+
+async fn list_dead_letters(
+    caller: Caller,
+    State(state): State<ApiState>,
+    axum::extract::Query(query): axum::extract::Query<DeadLetterQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    let letters = state.flows.dead_letters(query.flow.as_deref()).await?;
+    Ok(Json(json!({"dead_letters": letters})))
+}
+
+/// The optional body of a replay: a corrected input for the failed step.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReplayBody {
+    #[serde(default)]
+    input: Option<serde_json::Value>,
+}
+
+async fn replay_dead_letter(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Operator)?;
+    let text = utf8(&body)?;
+    let replay: ReplayBody = if text.trim().is_empty() {
+        ReplayBody::default()
+    } else {
+        serde_json::from_str(text).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("invalid request body: {e}"),
+            )
+        })?
+    };
+    let run = state.flows.replay(&id, replay.input, &caller.name).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"run": run}))).into_response())
+}
+
+async fn discard_dead_letter(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Scope::Operator)?;
+    state.flows.discard(&id, &caller.name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

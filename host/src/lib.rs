@@ -10,6 +10,7 @@
 //! - [`plugins`]: loaded plugin versions, each validated and pre-instantiated;
 //! - [`store`]: connections and plugin state in SQLite;
 //! - [`runtime`]: a call on a connection, from lookup to typed result;
+//! - [`flows`]: durable flows (TOML definitions, runs, retries, sagas, dead letters);
 //! - [`inbound`]: webhooks, verified by [`webhooks`] before a plugin parses them;
 //! - [`api`]: the `/v1` HTTP API.
 //!
@@ -33,6 +34,7 @@ pub mod capabilities;
 pub mod config;
 pub mod demo;
 pub mod engine;
+pub mod flows;
 pub mod inbound;
 mod lifecycle;
 pub mod plugins;

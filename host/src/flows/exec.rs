@@ -1,0 +1,824 @@
+//! The workers: claim a runnable run with a lease, advance it step by step,
+//! retry, compensate, dead-letter.
+//!
+//! Every write a worker makes about a run starts with the fence
+//! `UPDATE runs ... WHERE id = ? AND lease_owner = ?`, in the same
+//! transaction: a worker whose lease expired (and whose run another worker
+//! took over) changes nothing. On SQLite that first write also takes the
+//! write lock, so a transaction never has to upgrade a read lock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use sqlx::Row;
+
+use super::definition::{self, Action, FlowDef, Retry, StepDef};
+use super::{FlowError, Flows, Result, StepError, jq, now_ms};
+use crate::runtime::{CallError, CallOptions, PluginError};
+
+/// Why one attempt failed.
+#[derive(Debug, Clone)]
+struct Failure {
+    kind: &'static str,
+    message: String,
+    retryable: bool,
+    retry_after_ms: Option<u64>,
+}
+
+impl Failure {
+    fn permanent(kind: &'static str, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            message: message.into(),
+            retryable: false,
+            retry_after_ms: None,
+        }
+    }
+}
+
+/// Which call errors are worth retrying: the remote system's or the host's
+/// passing trouble, not a request that will fail the same way again.
+fn classify(err: CallError) -> Failure {
+    let message = err.to_string();
+    let (kind, retryable, retry_after_ms) = match &err {
+        CallError::Plugin(e) => match e {
+            PluginError::InvalidInput(_) => ("invalid_input", false, None),
+            PluginError::Unauthorized(_) => ("unauthorized", false, None),
+            PluginError::NotFound(_) => ("not_found", false, None),
+            PluginError::Conflict(_) => ("conflict", false, None),
+            PluginError::RateLimited(ms) => ("rate_limited", true, Some(*ms)),
+            PluginError::Unavailable(_) => ("unavailable", true, None),
+            PluginError::Internal(_) => ("plugin_error", true, None),
+        },
+        CallError::Busy { retry_after_ms, .. } => ("busy", true, Some(*retry_after_ms)),
+        CallError::Timeout { .. } => ("timeout", true, None),
+        CallError::Trap(_) => ("trapped", true, None),
+        CallError::Internal(_) => ("internal", true, None),
+        CallError::UnknownConnection(_)
+        | CallError::UnknownPlugin(_)
+        | CallError::UnknownOperation { .. }
+        | CallError::WrongWorld { .. } => ("configuration", false, None),
+        CallError::InvalidJson(_) => ("invalid_input", false, None),
+        CallError::LimitExceeded { .. } => ("limit_exceeded", false, None),
+        CallError::OutputTooLarge { .. } | CallError::BadOutput(_) => ("bad_output", false, None),
+    };
+    Failure {
+        kind,
+        message,
+        retryable,
+        retry_after_ms,
+    }
+}
+
+/// The wait before attempt `attempt + 1`: exponential with equal jitter,
+/// at least what a rate limit asked for.
+fn backoff(retry: &Retry, attempt: i64, retry_after_ms: Option<u64>) -> u64 {
+    let exp = u32::try_from(attempt.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    let full = retry
+        .backoff_ms
+        .saturating_mul(1u64 << exp)
+        .min(retry.max_backoff_ms);
+    let random = (uuid::Uuid::new_v4().as_u128() & u128::from(u64::MAX)) as u64;
+    let half = full / 2;
+    let jittered = half + if half == 0 { 0 } else { random % (half + 1) };
+    jittered.max(retry_after_ms.unwrap_or(0))
+}
+
+/// A step row as the worker needs it.
+#[derive(Debug, Clone)]
+struct StepRow {
+    id: String,
+    position: usize,
+    status: String,
+    attempts: i64,
+    compensation_attempts: i64,
+    errors: Vec<StepError>,
+    input: Option<Value>,
+    input_override: Option<Value>,
+    output: Option<Value>,
+    key: String,
+}
+
+struct RunRow {
+    flow: String,
+    flow_version: i64,
+    status: String,
+    trigger: Value,
+    failed_step: Option<String>,
+}
+
+fn error_entry(phase: &str, attempt: i64, failure: &Failure) -> StepError {
+    StepError {
+        phase: phase.into(),
+        attempt,
+        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        kind: failure.kind.into(),
+        message: failure.message.clone(),
+    }
+}
+
+impl Flows {
+    /// Starts the configured number of worker tasks on the current Tokio
+    /// runtime. They stop once every other handle to these flows is gone.
+    pub fn spawn_workers(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..self.options.workers.max(1))
+            .map(|n| {
+                let weak = Arc::downgrade(self);
+                let worker = format!("{}-{n}", self.host_id);
+                tokio::spawn(async move {
+                    loop {
+                        let (wake, wait) = {
+                            let Some(flows) = weak.upgrade() else { return };
+                            match flows.work_once(&worker).await {
+                                Ok(true) => continue,
+                                Ok(false) => (flows.wake.clone(), flows.idle_wait().await),
+                                Err(e) => {
+                                    tracing::error!(error = %e, worker = %worker, "flow worker failed");
+                                    (flows.wake.clone(), flows.options.idle_poll)
+                                }
+                            }
+                        };
+                        tokio::select! {
+                            _ = wake.notified() => {}
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// How long an idle worker can sleep: until the next run is due (or its
+    /// lease expires), at most `idle_poll`.
+    async fn idle_wait(&self) -> Duration {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_at THEN lease_until ELSE next_at END) FROM runs WHERE status IN ('pending', 'running', 'compensating')",
+        )
+        .fetch_one(self.pool())
+        .await
+        .unwrap_or(None);
+        let poll = self.options.idle_poll;
+        match next {
+            Some(at) => {
+                let ms = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+                Duration::from_millis(ms.max(5)).min(poll)
+            }
+            None => poll,
+        }
+    }
+
+    /// Claims one runnable run for `worker` and advances it as far as it can
+    /// go now. Returns whether there was one.
+    pub async fn work_once(&self, worker: &str) -> Result<bool> {
+        let lease = self.step_lease();
+        let Some(run_id) = self.claim(worker, lease).await? else {
+            return Ok(false);
+        };
+        if let Err(e) = self.advance(worker, &run_id).await {
+            tracing::error!(run = %run_id, error = %e, "advancing a run failed; it is retried after its lease");
+        }
+        Ok(true)
+    }
+
+    /// The lease a worker takes for one step: long enough for a call that
+    /// runs to its deadline.
+    fn step_lease(&self) -> Duration {
+        self.options.lease + self.runtime.limits().deadline() + Duration::from_secs(1)
+    }
+
+    /// Claims the runnable run that is due first for `worker`, for `lease`.
+    /// A run is runnable when active, due, and not leased (or its lease expired).
+    pub async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<String>> {
+        let now = now_ms();
+        let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2));
+        let id: Option<String> = sqlx::query_scalar(
+            "UPDATE runs SET lease_owner = ?, lease_until = ?, updated_at = ?, \
+             status = CASE WHEN status = 'pending' THEN 'running' ELSE status END \
+             WHERE id = (SELECT id FROM runs WHERE status IN ('pending', 'running', 'compensating') AND next_at <= ? \
+               AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_at, created_at LIMIT 1) \
+             AND (lease_until IS NULL OR lease_until < ?) RETURNING id",
+        )
+        .bind(worker)
+        .bind(until)
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(id)
+    }
+
+    /// Begins a fenced transaction: `None` when `worker` no longer holds the lease.
+    async fn fenced(
+        &self,
+        worker: &str,
+        run_id: &str,
+        renew: bool,
+    ) -> Result<Option<sqlx::Transaction<'static, sqlx::Sqlite>>> {
+        let mut tx = self.pool().begin().await?;
+        let now = now_ms();
+        let until = now
+            .saturating_add(i64::try_from(self.step_lease().as_millis()).unwrap_or(i64::MAX / 2));
+        let fenced = if renew {
+            sqlx::query(
+                "UPDATE runs SET updated_at = ?, lease_until = ? WHERE id = ? AND lease_owner = ?",
+            )
+            .bind(now)
+            .bind(until)
+        } else {
+            sqlx::query("UPDATE runs SET updated_at = ? WHERE id = ? AND lease_owner = ?").bind(now)
+        }
+        .bind(run_id)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?;
+        if fenced.rows_affected() == 1 {
+            Ok(Some(tx))
+        } else {
+            tracing::warn!(run = %run_id, worker, "lost the lease of a run; leaving it");
+            Ok(None)
+        }
+    }
+
+    async fn load(&self, run_id: &str) -> Result<(RunRow, Vec<StepRow>)> {
+        let r = sqlx::query(
+            "SELECT flow, flow_version, status, trigger_event, failed_step FROM runs WHERE id = ?",
+        )
+        .bind(run_id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| FlowError::NotFound(format!("no run with id `{run_id}`")))?;
+        let run = RunRow {
+            flow: r.get(0),
+            flow_version: r.get(1),
+            status: r.get(2),
+            trigger: serde_json::from_str(&r.get::<String, _>(3))?,
+            failed_step: r.get(4),
+        };
+        let rows = sqlx::query(
+            "SELECT step_id, position, status, attempts, compensation_attempts, errors, input, input_override, output, idempotency_key FROM run_steps WHERE run_id = ? ORDER BY position",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await?;
+        let json = |t: Option<String>| -> Result<Option<Value>> {
+            Ok(t.map(|t| serde_json::from_str(&t)).transpose()?)
+        };
+        let mut steps = Vec::new();
+        for r in &rows {
+            steps.push(StepRow {
+                id: r.get(0),
+                position: usize::try_from(r.get::<i64, _>(1)).unwrap_or(usize::MAX),
+                status: r.get(2),
+                attempts: r.get(3),
+                compensation_attempts: r.get(4),
+                errors: serde_json::from_str(&r.get::<String, _>(5))?,
+                input: json(r.get(6))?,
+                input_override: json(r.get(7))?,
+                output: json(r.get(8))?,
+                key: r.get(9),
+            });
+        }
+        Ok((run, steps))
+    }
+
+    async fn definition(&self, flow: &str, version: i64) -> Result<FlowDef> {
+        let source: String =
+            sqlx::query_scalar("SELECT source FROM flow_versions WHERE flow = ? AND version = ?")
+                .bind(flow)
+                .bind(version)
+                .fetch_optional(self.pool())
+                .await?
+                .ok_or_else(|| {
+                    FlowError::NotFound(format!("flow `{flow}` has no version {version}"))
+                })?;
+        definition::parse(&source).map_err(FlowError::Invalid)
+    }
+
+    /// Advances a claimed run until it ends, waits for a retry, or the lease is lost.
+    async fn advance(&self, worker: &str, run_id: &str) -> Result<()> {
+        let (run, _) = self.load(run_id).await?;
+        let def = self.definition(&run.flow, run.flow_version).await?;
+        loop {
+            let (run, steps) = self.load(run_id).await?;
+            let progressed = match run.status.as_str() {
+                "pending" | "running" => self.forward(worker, run_id, &run, &def, &steps).await?,
+                "compensating" => self.backward(worker, run_id, &run, &def, &steps).await?,
+                _ => false,
+            };
+            if !progressed {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The context jq expressions see: the trigger, completed steps' outputs, the run.
+    fn context(run_id: &str, run: &RunRow, steps: &[StepRow]) -> Value {
+        let mut outputs = Map::new();
+        for s in steps {
+            match s.status.as_str() {
+                "completed" => {
+                    outputs.insert(s.id.clone(), s.output.clone().unwrap_or(Value::Null));
+                }
+                "skipped" => {
+                    outputs.insert(s.id.clone(), Value::Null);
+                }
+                _ => {}
+            }
+        }
+        json!({"trigger": run.trigger, "steps": outputs, "run": {"id": run_id, "flow": run.flow}})
+    }
+
+    /// One forward move. Returns whether to keep going.
+    async fn forward(
+        &self,
+        worker: &str,
+        run_id: &str,
+        run: &RunRow,
+        def: &FlowDef,
+        steps: &[StepRow],
+    ) -> Result<bool> {
+        let Some(row) = steps
+            .iter()
+            .find(|s| s.status == "pending" || s.status == "running")
+        else {
+            let Some(mut tx) = self.fenced(worker, run_id, false).await? else {
+                return Ok(false);
+            };
+            let now = now_ms();
+            sqlx::query("UPDATE runs SET status = 'completed', finished_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?")
+                .bind(now)
+                .bind(now)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(run = %run_id, flow = %run.flow, "run completed");
+            return Ok(false);
+        };
+        let Some(spec) = def.steps.get(row.position) else {
+            return Err(FlowError::Invalid(format!(
+                "step `{}` is not in version {} of flow `{}`",
+                row.id, run.flow_version, run.flow
+            )));
+        };
+        let ctx = Self::context(run_id, run, steps);
+        let attempt = row.attempts + 1;
+        // Conditions and inputs are computed once per attempt; an expression
+        // error fails the step for good (it would fail the same way again).
+        let prepared: std::result::Result<Option<Value>, Failure> = (|| {
+            if let Some(when) = &spec.when
+                && !jq::truthy(when, &ctx)
+                    .map_err(|e| Failure::permanent("expression", format!("when: {e}")))?
+            {
+                return Ok(None);
+            }
+            if let Some(input) = &row.input_override {
+                return Ok(Some(input.clone()));
+            }
+            if let Some(Action::Map(_)) = spec.action() {
+                return Ok(Some(ctx.clone()));
+            }
+            match &spec.input {
+                Some(code) => jq::first(code, &ctx)
+                    .map(Some)
+                    .map_err(|e| Failure::permanent("expression", format!("input: {e}"))),
+                None => Ok(Some(previous_output(run, steps, row.position))),
+            }
+        })();
+        let input = match prepared {
+            Ok(None) => {
+                let Some(mut tx) = self.fenced(worker, run_id, false).await? else {
+                    return Ok(false);
+                };
+                let now = now_ms();
+                sqlx::query("UPDATE run_steps SET status = 'skipped', started_at = ?, finished_at = ? WHERE run_id = ? AND step_id = ?")
+                    .bind(now)
+                    .bind(now)
+                    .bind(run_id)
+                    .bind(&row.id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Ok(true);
+            }
+            Ok(Some(input)) => input,
+            Err(failure) => {
+                return self
+                    .step_failed(
+                        worker, run_id, def, steps, row, attempt, None, None, failure,
+                    )
+                    .await;
+            }
+        };
+        // Record the attempt before making it: a crash during the call
+        // still counts it, and the next worker sees the input.
+        let Some(mut tx) = self.fenced(worker, run_id, true).await? else {
+            return Ok(false);
+        };
+        sqlx::query("UPDATE run_steps SET status = 'running', attempts = ?, input = ?, started_at = COALESCE(started_at, ?) WHERE run_id = ? AND step_id = ?")
+            .bind(attempt)
+            .bind(input.to_string())
+            .bind(now_ms())
+            .bind(run_id)
+            .bind(&row.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let result = self.call(spec, &input, &row.key, run_id, attempt).await;
+        match result {
+            Ok(output) => {
+                let Some(mut tx) = self.fenced(worker, run_id, false).await? else {
+                    return Ok(false);
+                };
+                sqlx::query("UPDATE run_steps SET status = 'completed', output = ?, finished_at = ? WHERE run_id = ? AND step_id = ?")
+                    .bind(output.to_string())
+                    .bind(now_ms())
+                    .bind(run_id)
+                    .bind(&row.id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+            Err(failure) => {
+                self.step_failed(
+                    worker,
+                    run_id,
+                    def,
+                    steps,
+                    row,
+                    attempt,
+                    Some(&input),
+                    Some(&spec.retry),
+                    failure,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Makes one call of a step.
+    async fn call(
+        &self,
+        spec: &StepDef,
+        input: &Value,
+        key: &str,
+        run_id: &str,
+        attempt: i64,
+    ) -> std::result::Result<Value, Failure> {
+        let options = CallOptions {
+            idempotency_key: Some(key.to_string()),
+            run_id: Some(run_id.to_string()),
+            attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+            trace_id: None,
+        };
+        let text = input.to_string();
+        let parse = |json: &str| {
+            serde_json::from_str(json).map_err(|e| Failure::permanent("bad_output", e.to_string()))
+        };
+        match spec.action() {
+            Some(Action::Invoke {
+                connection,
+                operation,
+            }) => match self
+                .runtime
+                .invoke(connection, operation, &text, options)
+                .await
+            {
+                Ok(out) => parse(&out.json),
+                Err(e) => Err(classify(e)),
+            },
+            Some(Action::Transform(plugin)) => match self.runtime.apply(plugin, &text).await {
+                Ok((outputs, _)) => outputs
+                    .iter()
+                    .map(|o| parse(o))
+                    .collect::<std::result::Result<Vec<Value>, _>>()
+                    .map(Value::Array),
+                Err(e) => Err(classify(e)),
+            },
+            Some(Action::Map(code)) => jq::first(code, input)
+                .map_err(|e| Failure::permanent("expression", format!("map: {e}"))),
+            None => Err(Failure::permanent(
+                "configuration",
+                "the step has no action",
+            )),
+        }
+    }
+
+    /// Records a failed attempt: schedules a retry, or fails the step for
+    /// good and starts the saga (or fails the run).
+    #[allow(clippy::too_many_arguments)]
+    async fn step_failed(
+        &self,
+        worker: &str,
+        run_id: &str,
+        def: &FlowDef,
+        steps: &[StepRow],
+        row: &StepRow,
+        attempt: i64,
+        input: Option<&Value>,
+        retry: Option<&Retry>,
+        failure: Failure,
+    ) -> Result<bool> {
+        let mut errors = row.errors.clone();
+        errors.push(error_entry("step", attempt, &failure));
+        let errors_text = serde_json::to_string(&errors)?;
+        let Some(mut tx) = self.fenced(worker, run_id, false).await? else {
+            return Ok(false);
+        };
+        let now = now_ms();
+        if let Some(retry) = retry.filter(|r| failure.retryable && attempt < i64::from(r.attempts))
+        {
+            let wait = backoff(retry, attempt, failure.retry_after_ms);
+            sqlx::query("UPDATE run_steps SET status = 'pending', attempts = ?, errors = ? WHERE run_id = ? AND step_id = ?")
+                .bind(attempt)
+                .bind(&errors_text)
+                .bind(run_id)
+                .bind(&row.id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE runs SET next_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
+            )
+            .bind(now.saturating_add(i64::try_from(wait).unwrap_or(i64::MAX / 2)))
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            tracing::info!(run = %run_id, step = %row.id, attempt, wait_ms = wait, kind = failure.kind, "step failed; retrying");
+            return Ok(false);
+        }
+        sqlx::query("UPDATE run_steps SET status = 'failed', attempts = ?, errors = ?, finished_at = ? WHERE run_id = ? AND step_id = ?")
+            .bind(attempt)
+            .bind(&errors_text)
+            .bind(now)
+            .bind(run_id)
+            .bind(&row.id)
+            .execute(&mut *tx)
+            .await?;
+        let message = format!("step `{}` failed: {}", row.id, failure.message);
+        let to_compensate = steps.iter().any(|s| {
+            s.status == "completed"
+                && def
+                    .steps
+                    .get(s.position)
+                    .is_some_and(|d| d.compensation().is_some())
+        });
+        sqlx::query("UPDATE runs SET error = ?, failed_step = ?, updated_at = ? WHERE id = ?")
+            .bind(&message)
+            .bind(&row.id)
+            .bind(now)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        if to_compensate {
+            sqlx::query("UPDATE runs SET status = 'compensating', next_at = ? WHERE id = ?")
+                .bind(now)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::warn!(run = %run_id, step = %row.id, kind = failure.kind, "step failed for good; compensating");
+            return Ok(true);
+        }
+        let mut failed = row.clone();
+        failed.errors = errors;
+        failed.attempts = attempt;
+        if let Some(input) = input {
+            failed.input = Some(input.clone());
+        }
+        self.finish_failed(&mut tx, run_id, "failed", &failed, &[])
+            .await?;
+        tx.commit().await?;
+        tracing::warn!(run = %run_id, step = %row.id, kind = failure.kind, "step failed for good; run failed");
+        Ok(false)
+    }
+
+    /// Ends a run as `status` and dead-letters it, inside `tx`.
+    async fn finish_failed(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        run_id: &str,
+        status: &str,
+        failed: &StepRow,
+        compensation_errors: &[StepError],
+    ) -> Result<()> {
+        let now = now_ms();
+        let flow: String = sqlx::query_scalar("SELECT flow FROM runs WHERE id = ?")
+            .bind(run_id)
+            .fetch_one(&mut **tx)
+            .await?;
+        sqlx::query("UPDATE runs SET status = ?, finished_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?")
+            .bind(status)
+            .bind(now)
+            .bind(now)
+            .bind(run_id)
+            .execute(&mut **tx)
+            .await?;
+        let mut errors: Vec<StepError> = failed
+            .errors
+            .iter()
+            .filter(|e| e.phase == "step")
+            .cloned()
+            .collect();
+        errors.extend(compensation_errors.iter().cloned());
+        let input = failed.input_override.as_ref().or(failed.input.as_ref());
+        sqlx::query("INSERT INTO dead_letters (id, run_id, flow, step_id, attempts, errors, input, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(run_id)
+            .bind(flow)
+            .bind(&failed.id)
+            .bind(failed.attempts)
+            .bind(serde_json::to_string(&errors)?)
+            .bind(input.map(Value::to_string))
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// One backward move of the saga: compensate the latest completed step
+    /// that has a compensation. Returns whether to keep going.
+    async fn backward(
+        &self,
+        worker: &str,
+        run_id: &str,
+        run: &RunRow,
+        def: &FlowDef,
+        steps: &[StepRow],
+    ) -> Result<bool> {
+        let next = steps.iter().rev().find(|s| {
+            (s.status == "completed" || s.status == "compensating")
+                && def
+                    .steps
+                    .get(s.position)
+                    .is_some_and(|d| d.compensation().is_some())
+        });
+        let Some(row) = next else {
+            let failed_id = run.failed_step.clone().unwrap_or_default();
+            let Some(failed) = steps.iter().find(|s| s.id == failed_id) else {
+                return Err(FlowError::Invalid(format!(
+                    "run `{run_id}` is compensating but names no failed step"
+                )));
+            };
+            let compensation_errors: Vec<StepError> = steps
+                .iter()
+                .filter(|s| s.status == "compensation_failed")
+                .flat_map(|s| s.errors.iter().filter(|e| e.phase == "compensate").cloned())
+                .collect();
+            let status = if steps.iter().any(|s| s.status == "compensation_failed") {
+                "failed"
+            } else {
+                "compensated"
+            };
+            let Some(mut tx) = self.fenced(worker, run_id, false).await? else {
+                return Ok(false);
+            };
+            self.finish_failed(&mut tx, run_id, status, failed, &compensation_errors)
+                .await?;
+            tx.commit().await?;
+            tracing::warn!(run = %run_id, status, "saga finished");
+            return Ok(false);
+        };
+        let Some(spec) = def.steps.get(row.position) else {
+            return Ok(false);
+        };
+        let Some((connection, compensate)) = spec.compensation() else {
+            return Ok(false);
+        };
+        let attempt = row.compensation_attempts + 1;
+        let step_input = row.input.clone().unwrap_or(Value::Null);
+        let step_output = row.output.clone().unwrap_or(Value::Null);
+        let input = match &compensate.input {
+            Some(code) => jq::first(
+                code,
+                &json!({"input": step_input, "output": step_output, "trigger": run.trigger}),
+            )
+            .map_err(|e| Failure::permanent("expression", format!("compensate.input: {e}"))),
+            None => Ok(json!({"input": step_input, "output": step_output})),
+        };
+        let Some(mut tx) = self.fenced(worker, run_id, true).await? else {
+            return Ok(false);
+        };
+        sqlx::query("UPDATE run_steps SET status = 'compensating', compensation_attempts = ? WHERE run_id = ? AND step_id = ?")
+            .bind(attempt)
+            .bind(run_id)
+            .bind(&row.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let result = match input {
+            Ok(input) => {
+                let options = CallOptions {
+                    idempotency_key: Some(format!("{}:compensate", row.key)),
+                    run_id: Some(run_id.to_string()),
+                    attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+                    trace_id: None,
+                };
+                self.runtime
+                    .invoke(
+                        connection,
+                        &compensate.operation,
+                        &input.to_string(),
+                        options,
+                    )
+                    .await
+                    .map(drop)
+                    .map_err(classify)
+            }
+            Err(failure) => Err(failure),
+        };
+        let Some(mut tx) = self.fenced(worker, run_id, false).await? else {
+            return Ok(false);
+        };
+        let now = now_ms();
+        match result {
+            Ok(()) => {
+                sqlx::query("UPDATE run_steps SET status = 'compensated', compensated_at = ? WHERE run_id = ? AND step_id = ?")
+                    .bind(now)
+                    .bind(run_id)
+                    .bind(&row.id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+            Err(failure) => {
+                let mut errors = row.errors.clone();
+                errors.push(error_entry("compensate", attempt, &failure));
+                let retry = failure.retryable && attempt < i64::from(spec.retry.attempts);
+                sqlx::query(
+                    "UPDATE run_steps SET status = ?, errors = ? WHERE run_id = ? AND step_id = ?",
+                )
+                .bind(if retry {
+                    "compensating"
+                } else {
+                    "compensation_failed"
+                })
+                .bind(serde_json::to_string(&errors)?)
+                .bind(run_id)
+                .bind(&row.id)
+                .execute(&mut *tx)
+                .await?;
+                if retry {
+                    let wait = backoff(&spec.retry, attempt, failure.retry_after_ms);
+                    sqlx::query("UPDATE runs SET next_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?")
+                        .bind(now.saturating_add(i64::try_from(wait).unwrap_or(i64::MAX / 2)))
+                        .bind(run_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(!retry)
+            }
+        }
+    }
+}
+
+/// The default input of a step: the output of the latest completed step
+/// before it, or the trigger event.
+fn previous_output(run: &RunRow, steps: &[StepRow], position: usize) -> Value {
+    steps
+        .iter()
+        .rfind(|s| s.position < position && s.status == "completed")
+        .and_then(|s| s.output.clone())
+        .unwrap_or_else(|| run.trigger.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_honours_retry_after() {
+        let retry = Retry {
+            attempts: 5,
+            backoff_ms: 100,
+            max_backoff_ms: 1_000,
+        };
+        for _ in 0..50 {
+            let first = backoff(&retry, 1, None);
+            assert!((50..=100).contains(&first), "{first}");
+            let third = backoff(&retry, 3, None);
+            assert!((200..=400).contains(&third), "{third}");
+            let capped = backoff(&retry, 20, None);
+            assert!((500..=1_000).contains(&capped), "{capped}");
+        }
+        assert!(backoff(&retry, 1, Some(2_000)) >= 2_000);
+    }
+
+    #[test]
+    fn invalid_input_and_unauthorized_are_not_retried() {
+        let f = classify(CallError::Plugin(PluginError::InvalidInput("x".into())));
+        assert!(!f.retryable);
+        let f = classify(CallError::Plugin(PluginError::Unauthorized("x".into())));
+        assert!(!f.retryable);
+        let f = classify(CallError::Plugin(PluginError::Unavailable("x".into())));
+        assert!(f.retryable);
+        let f = classify(CallError::Plugin(PluginError::RateLimited(2_000)));
+        assert_eq!((f.retryable, f.retry_after_ms), (true, Some(2_000)));
+    }
+}
