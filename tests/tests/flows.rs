@@ -444,6 +444,40 @@ retry = { attempts = 4, backoff_ms = 20 }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_step_waits_as_long_as_it_is_told() {
+    let h = harness().await;
+    h.deploy(
+        "limited",
+        r#"
+trigger = { type = "manual" }
+[[steps]]
+id = "project"
+connection = "jira"
+operation = "create-project"
+input = "{key: \"LIMIT\", name: \"Limited\"}"
+retry = { attempts = 3, backoff_ms = 10 }
+"#,
+    )
+    .await;
+    h.jira.misbehave(Misbehaviour::RateLimited {
+        times: 1,
+        retry_after_secs: 1,
+    });
+    let started = Instant::now();
+    let run = h.start("limited", json!({})).await;
+    let done = h.finished(&run).await;
+    assert_eq!(done["status"], "completed", "{done:#}");
+    let s = step(&done, "project");
+    assert_eq!(s["attempts"], 2);
+    assert_eq!(s["errors"][0]["kind"], "rate_limited");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "the retry came after {:?}, before the 1 s the system asked for",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_input_is_not_retried_and_is_dead_lettered() {
     let h = harness().await;
     h.deploy(
