@@ -19,7 +19,7 @@ use junction_host::config::{Config, Scope, Token};
 use junction_host::flows::{FlowOptions, Flows};
 use junction_host::runtime::{ConnectionSpec, Runtime};
 use junction_standins::{JiraStandin, Misbehaviour};
-use junction_tests::{guests, runtime, test_limits};
+use junction_tests::{guests, runtime_with, test_config, test_limits};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -48,7 +48,16 @@ fn config() -> Config {
     }
 }
 
+/// Compiled code shared by the tests of this file: the first one to load
+/// the plugins compiles them, the others read the cache.
+fn cache_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("flows-compile-cache")
+}
+
+static LOADING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn load_plugins(rt: &Runtime) {
+    let _first = LOADING.lock().await;
     rt.load_plugin(junction_host::shipped::JIRA_CONNECTOR)
         .await
         .unwrap();
@@ -93,7 +102,11 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
-    let rt = runtime(test_limits()).await;
+    let rt = runtime_with(&Config {
+        cache_dir: Some(cache_dir()),
+        ..test_config(test_limits())
+    })
+    .await;
     load_plugins(&rt).await;
     let jira = JiraStandin::start("ops@acme.example", "jira-api-token")
         .await
@@ -680,7 +693,7 @@ async fn a_run_claimed_by_a_host_that_died_is_finished_after_its_lease() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
         database: Some(dir.path().join("junction.db")),
-        cache_dir: None,
+        cache_dir: Some(cache_dir()),
         limits: test_limits(),
         ..Config::default()
     };
