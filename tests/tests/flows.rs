@@ -491,6 +491,38 @@ retry = { attempts = 3, backoff_ms = 10 }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_past_its_step_deadline_is_retried() {
+    let h = harness().await;
+    let base = h.jira.base_url();
+    h.deploy(
+        "slow",
+        &format!(
+            r#"
+trigger = {{ type = "manual" }}
+[[steps]]
+id = "slow"
+connection = "echo"
+operation = "fetch"
+input = '{{url: "{base}/slow"}}'
+deadline_ms = 150
+retry = {{ attempts = 2, backoff_ms = 10 }}
+"#
+        ),
+    )
+    .await;
+    h.jira.misbehave(Misbehaviour::Latency {
+        times: 1,
+        millis: 5_000,
+    });
+    let run = h.start("slow", json!({})).await;
+    let done = h.finished(&run).await;
+    assert_eq!(done["status"], "completed", "{done:#}");
+    let s = step(&done, "slow");
+    assert_eq!(s["attempts"], 2);
+    assert_eq!(s["errors"][0]["kind"], "timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_input_is_not_retried_and_is_dead_lettered() {
     let h = harness().await;
     h.deploy(

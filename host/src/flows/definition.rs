@@ -104,6 +104,10 @@ pub struct StepDef {
     /// How failed calls are retried.
     #[serde(default)]
     pub retry: Retry,
+    /// How long one attempt may take, on top of the plugin's own deadline;
+    /// an attempt that runs out is a retryable `timeout`.
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
     /// What undoes this step when a later one fails for good.
     #[serde(default)]
     pub compensate: Option<Compensate>,
@@ -330,6 +334,9 @@ pub async fn validate(runtime: &Runtime, name: &str, source: &str) -> Result<Flo
         if step.retry.attempts == 0 {
             problems.push(format!("{at}: retry.attempts: must be at least 1"));
         }
+        if step.deadline_ms == Some(0) {
+            problems.push(format!("{at}: deadline_ms: must be at least 1"));
+        }
         if step.retry.attempts > 100 {
             problems.push(format!("{at}: retry.attempts: at most 100"));
         }
@@ -430,6 +437,7 @@ mod tests {
             connection = "c"
             operation = "o"
             retry = { attempts = 2, backoff_ms = 10 }
+            deadline_ms = 5000
             compensate = { operation = "undo" }
             [[steps]]
             id = "b"
@@ -449,6 +457,7 @@ mod tests {
             })
         );
         assert_eq!(def.steps[0].compensation().unwrap().0, "c");
+        assert_eq!(def.steps[0].deadline_ms, Some(5000));
         assert_eq!(def.steps[1].action(), Some(Action::Map(".steps.a")));
         assert_eq!(def.steps[2].action(), Some(Action::Transform("x")));
         assert_eq!(def.steps[2].retry, Retry::default());

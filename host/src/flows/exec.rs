@@ -427,7 +427,20 @@ impl Flows {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        let result = self.call(spec, &input, &row.key, run_id, attempt).await;
+        let call = self.call(spec, &input, &row.key, run_id, attempt);
+        let result = match spec.deadline_ms {
+            Some(ms) => tokio::time::timeout(Duration::from_millis(ms), call)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Failure {
+                        kind: "timeout",
+                        message: format!("the step did not finish within its deadline of {ms} ms"),
+                        retryable: true,
+                        retry_after_ms: None,
+                    })
+                }),
+            None => call.await,
+        };
         match result {
             Ok(output) => {
                 let Some(mut tx) = self.fenced(worker, run_id, false).await? else {
