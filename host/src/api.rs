@@ -668,13 +668,22 @@ async fn webhook(
         .runtime
         .handle_webhook(&connection, request, std::time::SystemTime::now())
         .await?;
+    // Committed before the answer: a sender that gets a 2xx never has to resend.
+    let runs = state
+        .flows
+        .start_runs_for_events(&connection, &events)
+        .await?;
     let version = format!("{}@{}", plugin.name(), plugin.version());
     Ok((
         [(
             header::HeaderName::from_static("junction-plugin"),
             HeaderValue::from_str(&version).unwrap_or(HeaderValue::from_static("unknown")),
         )],
-        Json(json!({ "events": events })),
+        Json(if runs.is_empty() {
+            json!({ "events": events })
+        } else {
+            json!({ "events": events, "runs": runs })
+        }),
     )
         .into_response())
 }

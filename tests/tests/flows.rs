@@ -120,12 +120,22 @@ async fn harness() -> Harness {
 
 impl Harness {
     async fn call(&self, method: &str, uri: &str, body: impl Into<String>) -> (StatusCode, Value) {
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("authorization", format!("Bearer {ADMIN}"))
-            .body(Body::from(body.into()))
-            .unwrap();
+        let auth = ("authorization".to_string(), format!("Bearer {ADMIN}"));
+        self.with_headers(method, uri, &[auth], body).await
+    }
+
+    async fn with_headers(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(String, String)],
+        body: impl Into<String>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let request = request.body(Body::from(body.into())).unwrap();
         let response = self.app.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -791,4 +801,70 @@ async fn a_run_claimed_by_a_host_that_died_is_finished_after_its_lease() {
             .count(),
         2
     );
+}
+
+const WEBHOOK_SECRET: &str = "github-webhook-secret-for-flows";
+
+/// Posts `body` to the `hooks` connection's webhook, signed as GitHub signs.
+async fn deliver(h: &Harness, body: &Value) -> (StatusCode, Value) {
+    use hmac::{Hmac, KeyInit, Mac};
+    let body = body.to_string();
+    let mut mac =
+        <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
+    Mac::update(&mut mac, body.as_bytes());
+    let signature = hex::encode(mac.finalize().into_bytes());
+    let headers = [(
+        "x-hub-signature-256".to_string(),
+        format!("sha256={signature}"),
+    )];
+    h.with_headers("POST", "/v1/webhooks/hooks", &headers, body)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_event_starts_one_run_however_often_it_is_delivered() {
+    let h = harness().await;
+    let (status, body) = h
+        .call(
+            "PUT",
+            "/v1/connections/hooks",
+            json!({"plugin": "echo", "webhook": {"scheme": "github", "secret": WEBHOOK_SECRET}})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    h.deploy(
+        "on-deal",
+        r#"
+trigger = { type = "event", connection = "hooks", event = "deal.won" }
+[[steps]]
+id = "echo"
+connection = "echo"
+operation = "echo"
+input = "{deal: .trigger.data.deal, event: .trigger.id}"
+"#,
+    )
+    .await;
+    let event = json!({"id": "evt-1", "type": "deal.won", "deal": "D-7"});
+    let (status, first) = deliver(&h, &event).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["runs"][0]["duplicate"], false, "{first}");
+    let run = first["runs"][0]["run"].as_str().unwrap().to_string();
+    let (status, again) = deliver(&h, &event).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["runs"][0]["duplicate"], true);
+    assert_eq!(again["runs"][0]["run"], run.as_str());
+    // Another event type starts nothing.
+    let (_, other) = deliver(&h, &json!({"id": "evt-2", "type": "deal.lost"})).await;
+    assert_eq!(other["events"][0]["id"], "evt-2");
+    assert!(other.get("runs").is_none(), "{other}");
+
+    let done = h.finished(&run).await;
+    assert_eq!(done["status"], "completed", "{done:#}");
+    assert_eq!(
+        step(&done, "echo")["output"],
+        json!({"deal": "D-7", "event": "evt-1"})
+    );
+    let (_, runs) = h.call("GET", "/v1/runs?flow=on-deal", "").await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
 }

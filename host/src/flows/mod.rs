@@ -144,6 +144,19 @@ pub struct Deployed {
     pub changed: bool,
 }
 
+/// A run that a webhook event started (or had started before).
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRun {
+    /// The flow.
+    pub flow: String,
+    /// The run.
+    pub run: String,
+    /// The event id.
+    pub event: String,
+    /// The event was delivered before; `run` is the run it started then.
+    pub duplicate: bool,
+}
+
 /// One error of a step or compensation attempt.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct StepError {
@@ -435,35 +448,115 @@ impl Flows {
         let source: String = row.get(1);
         let def = definition::parse(&source).map_err(FlowError::Invalid)?;
         let id = uuid::Uuid::new_v4().to_string();
-        let now = now_ms();
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO runs (id, flow, flow_version, status, trigger_event, created_at, updated_at, next_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(name)
-        .bind(version)
-        .bind(trigger.to_string())
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        for (position, step) in def.steps.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO run_steps (run_id, step_id, position, status, idempotency_key) VALUES (?, ?, ?, 'pending', ?)",
-            )
-            .bind(&id)
-            .bind(&step.id)
-            .bind(i64::try_from(position).unwrap_or(i64::MAX))
-            .bind(idempotency_key(&id, &step.id))
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_run(&mut tx, &id, name, version, &def, &trigger).await?;
         tx.commit().await?;
         tracing::info!(flow = %name, run = %id, "run started");
         self.wake.notify_one();
         Ok(id)
+    }
+
+    /// Starts one run per event and flow whose trigger is that event type
+    /// from `connection`, at most once per event (its `source` and `id`) and
+    /// flow however often it is delivered. Everything is committed before
+    /// this returns, so a webhook answered 2xx is not lost.
+    pub async fn start_runs_for_events(
+        &self,
+        connection: &str,
+        events: &[crate::inbound::WebhookEvent],
+    ) -> Result<Vec<EventRun>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT f.name, f.version, v.source FROM flows f JOIN flow_versions v ON v.flow = f.name AND v.version = f.version ORDER BY f.name",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut listeners = Vec::new();
+        for row in &rows {
+            let Ok(def) = definition::parse(&row.get::<String, _>(2)) else {
+                continue;
+            };
+            if let Trigger::Event {
+                connection: c,
+                event,
+            } = &def.trigger
+                && c == connection
+            {
+                let event = event.clone();
+                listeners.push((row.get::<String, _>(0), row.get::<i64, _>(1), event, def));
+            }
+        }
+        let mut started = Vec::new();
+        if listeners.is_empty() {
+            return Ok(started);
+        }
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        for event in events {
+            for (flow, version, event_type, def) in &listeners {
+                if *event_type != event.event_type {
+                    continue;
+                }
+                let run_id = uuid::Uuid::new_v4().to_string();
+                // The run goes in first: flow_events references it.
+                let trigger = serde_json::to_value(event)?;
+                insert_run(&mut tx, &run_id, flow, *version, def, &trigger).await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO flow_events (source, event_id, flow, run_id, received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                )
+                .bind(&event.source)
+                .bind(&event.id)
+                .bind(flow)
+                .bind(&run_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if inserted.rows_affected() == 1 {
+                    started.push(EventRun {
+                        flow: flow.clone(),
+                        run: run_id,
+                        event: event.id.clone(),
+                        duplicate: false,
+                    });
+                    continue;
+                }
+                // Seen before: take back the run just inserted.
+                sqlx::query("DELETE FROM run_steps WHERE run_id = ?")
+                    .bind(&run_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM runs WHERE id = ?")
+                    .bind(&run_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let existing: String = sqlx::query_scalar(
+                    "SELECT run_id FROM flow_events WHERE source = ? AND event_id = ? AND flow = ?",
+                )
+                .bind(&event.source)
+                .bind(&event.id)
+                .bind(flow)
+                .fetch_one(&mut *tx)
+                .await?;
+                started.push(EventRun {
+                    flow: flow.clone(),
+                    run: existing,
+                    event: event.id.clone(),
+                    duplicate: true,
+                });
+            }
+        }
+        tx.commit().await?;
+        if started.iter().any(|r| !r.duplicate) {
+            tracing::info!(
+                connection,
+                runs = started.len(),
+                "runs started by webhook events"
+            );
+            self.wake.notify_one();
+        }
+        Ok(started)
     }
 
     /// Runs, newest first, filtered by flow and status.
@@ -624,6 +717,42 @@ impl Flows {
             tracing::error!(error = %e, "could not write the audit log");
         }
     }
+}
+
+/// Inserts a pending run of `def` and its steps.
+async fn insert_run(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    id: &str,
+    flow: &str,
+    version: i64,
+    def: &FlowDef,
+    trigger: &Value,
+) -> Result<()> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO runs (id, flow, flow_version, status, trigger_event, created_at, updated_at, next_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(flow)
+    .bind(version)
+    .bind(trigger.to_string())
+    .bind(now)
+    .bind(now)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    for (position, step) in def.steps.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO run_steps (run_id, step_id, position, status, idempotency_key) VALUES (?, ?, ?, 'pending', ?)",
+        )
+        .bind(id)
+        .bind(&step.id)
+        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+        .bind(idempotency_key(id, &step.id))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 fn valid_flow_name(name: &str) -> bool {
