@@ -7,7 +7,8 @@
 //! misbehave (server errors, rate limits, revoked credentials, latency) so retry and back-off
 //! paths can be tested without the real service.
 //!
-//! Stand-ins so far: [`JiraStandin`] (Jira Cloud REST v3).
+//! Stand-ins so far: [`JiraStandin`] (Jira Cloud REST v3) and [`NetsuiteStandin`] (NetSuite REST
+//! record service).
 //!
 //! # Example
 //!
@@ -55,7 +56,9 @@
 #![deny(missing_docs)]
 
 pub mod jira;
+pub mod netsuite;
 mod server;
 
 pub use jira::JiraStandin;
+pub use netsuite::NetsuiteStandin;
 pub use server::{Misbehaviour, RecordedRequest};

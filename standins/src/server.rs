@@ -286,6 +286,15 @@ impl StandinCore {
     }
 }
 
+/// Whether `headers` carry `Authorization: Bearer {token}` (the scheme in any case).
+pub(crate) fn has_bearer_token(headers: &axum::http::HeaderMap, token: &str) -> bool {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .is_some_and(|(scheme, sent)| scheme.eq_ignore_ascii_case("bearer") && sent.trim() == token)
+}
+
 /// Locks `mutex`, ignoring poisoning: every critical section here leaves the data consistent.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
