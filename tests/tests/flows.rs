@@ -868,3 +868,76 @@ input = "{deal: .trigger.data.deal, event: .trigger.id}"
     let (_, runs) = h.call("GET", "/v1/runs?flow=on-deal", "").await;
     assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compensation_that_fails_for_good_leaves_the_run_failed() {
+    let h = harness().await;
+    let base = h.jira.base_url();
+    h.deploy(
+        "undo-fails",
+        &format!(
+            r#"
+trigger = {{ type = "manual" }}
+[[steps]]
+id = "one"
+connection = "echo"
+operation = "fetch"
+input = '{{url: "{base}/effects/one", method: "POST"}}'
+compensate = {{ operation = "fetch", input = '{{url: "{base}/undo/one", method: "BOGUS"}}' }}
+
+[[steps]]
+id = "two"
+connection = "jira"
+operation = "create-issue"
+input = '{{project_key: "NONE", summary: "x"}}'
+"#
+        ),
+    )
+    .await;
+    let run = h.start("undo-fails", json!({})).await;
+    let done = h.finished(&run).await;
+    assert_eq!(done["status"], "failed", "{done:#}");
+    let one = step(&done, "one");
+    assert_eq!(one["status"], "compensation_failed");
+    assert_eq!(
+        one["compensation_attempts"], 1,
+        "invalid input is not retried"
+    );
+    let (_, letters) = h.call("GET", "/v1/dead-letters?flow=undo-fails", "").await;
+    let errors = letters["dead_letters"][0]["errors"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[0]["phase"], "step");
+    assert_eq!(errors[1]["phase"], "compensate");
+    assert!(errors[1]["message"].as_str().unwrap().contains("BOGUS"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_flow_starts_runs_on_its_own() {
+    let h = harness().await;
+    h.deploy(
+        "every-second",
+        r#"
+trigger = { type = "schedule", cron = "* * * * * *" }
+[[steps]]
+id = "tick"
+map = "{at: .trigger.scheduled_at}"
+"#,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let run = loop {
+        let (_, runs) = h
+            .call("GET", "/v1/runs?flow=every-second&status=completed", "")
+            .await;
+        if let Some(run) = runs["runs"].as_array().unwrap().first() {
+            break run.clone();
+        }
+        assert!(Instant::now() < deadline, "no scheduled run completed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(run["trigger"]["type"], "schedule");
+    assert!(run["trigger"]["scheduled_at"].is_string());
+}

@@ -158,6 +158,14 @@ impl Flows {
         .fetch_one(self.pool())
         .await
         .unwrap_or(None);
+        let schedule: Option<i64> = sqlx::query_scalar("SELECT MIN(next_at) FROM flow_schedules")
+            .fetch_one(self.pool())
+            .await
+            .unwrap_or(None);
+        let next = match (next, schedule) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let poll = self.options.idle_poll;
         match next {
             Some(at) => {
@@ -171,6 +179,7 @@ impl Flows {
     /// Claims one runnable run for `worker` and advances it as far as it can
     /// go now. Returns whether there was one.
     pub async fn work_once(&self, worker: &str) -> Result<bool> {
+        self.fire_schedules().await?;
         let lease = self.step_lease();
         let Some(run_id) = self.claim(worker, lease).await? else {
             return Ok(false);

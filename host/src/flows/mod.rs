@@ -330,7 +330,7 @@ impl Flows {
                 "flow name `{name}` must be 1-64 characters of a-z, 0-9, `-` and `_`"
             )));
         }
-        definition::validate(&self.runtime, name, source)
+        let def = definition::validate(&self.runtime, name, source)
             .await
             .map_err(FlowError::Invalid)?;
         let digest = hex::encode(Sha256::digest(source.as_bytes()));
@@ -382,6 +382,24 @@ impl Flows {
             .bind(by)
             .execute(&mut *tx)
             .await?;
+            match &def.trigger {
+                Trigger::Schedule { cron } => {
+                    let next = next_fire(cron, now_ms()).ok_or_else(|| {
+                        FlowError::Invalid(format!("trigger.cron: `{cron}` never fires again"))
+                    })?;
+                    sqlx::query("INSERT INTO flow_schedules (flow, next_at) VALUES (?, ?) ON CONFLICT (flow) DO UPDATE SET next_at = excluded.next_at")
+                        .bind(name)
+                        .bind(next)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                _ => {
+                    sqlx::query("DELETE FROM flow_schedules WHERE flow = ?")
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
         }
         tx.commit().await?;
         tracing::info!(flow = %name, version, changed, by, "flow deployed");
@@ -454,6 +472,51 @@ impl Flows {
         tracing::info!(flow = %name, run = %id, "run started");
         self.wake.notify_one();
         Ok(id)
+    }
+
+    /// Starts a run of every flow whose schedule is due, once per due time
+    /// however many hosts share the store; missed times during downtime fire
+    /// once, not once each. Returns how many runs started.
+    pub(crate) async fn fire_schedules(&self) -> Result<usize> {
+        let now = now_ms();
+        let due = sqlx::query(
+            "SELECT s.flow, s.next_at, f.version, v.source FROM flow_schedules s JOIN flows f ON f.name = s.flow JOIN flow_versions v ON v.flow = f.name AND v.version = f.version WHERE s.next_at <= ?",
+        )
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        let mut fired = 0;
+        for row in &due {
+            let flow: String = row.get(0);
+            let due_at: i64 = row.get(1);
+            let version: i64 = row.get(2);
+            let Ok(def) = definition::parse(&row.get::<String, _>(3)) else {
+                continue;
+            };
+            let Trigger::Schedule { cron } = &def.trigger else {
+                continue;
+            };
+            // Far in the future when it never fires again: the row stays, inert.
+            let next = next_fire(cron, now).unwrap_or(i64::MAX);
+            let mut tx = self.pool().begin().await?;
+            let moved =
+                sqlx::query("UPDATE flow_schedules SET next_at = ? WHERE flow = ? AND next_at = ?")
+                    .bind(next)
+                    .bind(&flow)
+                    .bind(due_at)
+                    .execute(&mut *tx)
+                    .await?;
+            if moved.rows_affected() != 1 {
+                continue;
+            }
+            let id = uuid::Uuid::new_v4().to_string();
+            let trigger = serde_json::json!({"type": "schedule", "scheduled_at": rfc3339(due_at)});
+            insert_run(&mut tx, &id, &flow, version, &def, &trigger).await?;
+            tx.commit().await?;
+            tracing::info!(flow = %flow, run = %id, "scheduled run started");
+            fired += 1;
+        }
+        Ok(fired)
     }
 
     /// Starts one run per event and flow whose trigger is that event type
@@ -717,6 +780,13 @@ impl Flows {
             tracing::error!(error = %e, "could not write the audit log");
         }
     }
+}
+
+/// The first time `cron` fires strictly after `after_ms` (UTC), in ms.
+pub(crate) fn next_fire(cron: &str, after_ms: i64) -> Option<i64> {
+    let schedule = definition::cron_schedule(cron).ok()?;
+    let after = chrono::DateTime::from_timestamp_millis(after_ms)?;
+    schedule.after(&after).next().map(|t| t.timestamp_millis())
 }
 
 /// Inserts a pending run of `def` and its steps.
