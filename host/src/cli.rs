@@ -1,6 +1,7 @@
 //! `junction plugin ...`: author-side commands (new, build, pack, keygen,
 //! sign, inspect) and operator-side commands against a running host (push,
-//! list, activate, rollback).
+//! list, activate, rollback); `junction flow|run|dead-letter ...` against a
+//! running host's flows.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,7 +13,7 @@ use junction_host::scaffold;
 use junction_registry::{Manifest, Package, SigningKey};
 use serde_json::Value;
 
-use super::{Kind, PluginCommand, Remote};
+use super::{DeadLetterCommand, FlowCommand, Kind, PluginCommand, Remote, RunCommand};
 
 pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
     match command {
@@ -353,5 +354,182 @@ impl Remote {
             return Ok(Value::Null);
         }
         Ok(serde_json::from_str(&text)?)
+    }
+}
+
+/// A query string from optional `key=value` pairs.
+fn query(pairs: &[(&str, Option<&str>)]) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in pairs {
+        if let Some(value) = value {
+            q.append_pair(key, value);
+        }
+    }
+    let q = q.finish();
+    if q.is_empty() { q } else { format!("?{q}") }
+}
+
+fn json_arg(what: &str, text: &str) -> anyhow::Result<Vec<u8>> {
+    let value: Value =
+        serde_json::from_str(text).with_context(|| format!("{what} is not valid JSON"))?;
+    Ok(value.to_string().into_bytes())
+}
+
+pub async fn flow(command: FlowCommand) -> anyhow::Result<()> {
+    match command {
+        FlowCommand::Deploy { file, name, remote } => {
+            let name = match name {
+                Some(name) => name,
+                None => file
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .map(str::to_string)
+                    .with_context(|| {
+                        format!(
+                            "{} has no file name to name the flow after; pass --name",
+                            file.display()
+                        )
+                    })?,
+            };
+            let source =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let deployed = remote
+                .send(
+                    reqwest::Method::PUT,
+                    &format!("/v1/flows/{name}"),
+                    Some(source),
+                )
+                .await?;
+            println!(
+                "{name}: version {}{}",
+                deployed["version"],
+                if deployed["changed"] == true {
+                    ""
+                } else {
+                    " (unchanged)"
+                }
+            );
+            Ok(())
+        }
+        FlowCommand::List { remote } => {
+            let list = remote.send(reqwest::Method::GET, "/v1/flows", None).await?;
+            for f in list["flows"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\tv{}\t{}\t{}",
+                    f["name"].as_str().unwrap_or("?"),
+                    f["version"],
+                    f["trigger"].as_str().unwrap_or("?"),
+                    f["description"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        FlowCommand::Run {
+            name,
+            event,
+            remote,
+        } => {
+            let body = json_arg("--event", &event)?;
+            let started = remote
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/v1/flows/{name}/runs"),
+                    Some(body),
+                )
+                .await?;
+            println!("{}", started["run"].as_str().unwrap_or("?"));
+            Ok(())
+        }
+    }
+}
+
+pub async fn run(command: RunCommand) -> anyhow::Result<()> {
+    match command {
+        RunCommand::List {
+            flow,
+            status,
+            remote,
+        } => {
+            let path = format!(
+                "/v1/runs{}",
+                query(&[("flow", flow.as_deref()), ("status", status.as_deref())])
+            );
+            let list = remote.send(reqwest::Method::GET, &path, None).await?;
+            for r in list["runs"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    r["id"].as_str().unwrap_or("?"),
+                    r["flow"].as_str().unwrap_or("?"),
+                    r["status"].as_str().unwrap_or("?"),
+                    r["created_at"].as_str().unwrap_or("?")
+                );
+            }
+            Ok(())
+        }
+        RunCommand::Show { id, remote } => {
+            let run = remote
+                .send(reqwest::Method::GET, &format!("/v1/runs/{id}"), None)
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&run)?);
+            Ok(())
+        }
+    }
+}
+
+pub async fn dead_letter(command: DeadLetterCommand) -> anyhow::Result<()> {
+    match command {
+        DeadLetterCommand::List { flow, remote } => {
+            let path = format!("/v1/dead-letters{}", query(&[("flow", flow.as_deref())]));
+            let list = remote.send(reqwest::Method::GET, &path, None).await?;
+            for d in list["dead_letters"].as_array().into_iter().flatten() {
+                let last = d["errors"]
+                    .as_array()
+                    .and_then(|e| e.last())
+                    .and_then(|e| e["message"].as_str())
+                    .unwrap_or("");
+                println!(
+                    "{}\t{}\trun {}\tstep {}\t{} attempts\t{last}",
+                    d["id"].as_str().unwrap_or("?"),
+                    d["flow"].as_str().unwrap_or("?"),
+                    d["run_id"].as_str().unwrap_or("?"),
+                    d["step"].as_str().unwrap_or("?"),
+                    d["attempts"]
+                );
+            }
+            Ok(())
+        }
+        DeadLetterCommand::Replay { id, input, remote } => {
+            let body = match input {
+                Some(text) => {
+                    let input: Value = serde_json::from_slice(&json_arg("--input", &text)?)?;
+                    Some(
+                        serde_json::json!({ "input": input })
+                            .to_string()
+                            .into_bytes(),
+                    )
+                }
+                None => None,
+            };
+            let replayed = remote
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/v1/dead-letters/{id}/replay"),
+                    body,
+                )
+                .await?;
+            println!("replaying run {}", replayed["run"].as_str().unwrap_or("?"));
+            Ok(())
+        }
+        DeadLetterCommand::Discard { id, remote } => {
+            remote
+                .send(
+                    reqwest::Method::DELETE,
+                    &format!("/v1/dead-letters/{id}"),
+                    None,
+                )
+                .await?;
+            println!("discarded {id}");
+            Ok(())
+        }
     }
 }

@@ -38,6 +38,101 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Deploy, list and start flows on a running host.
+    Flow {
+        #[command(subcommand)]
+        command: FlowCommand,
+    },
+    /// Look at a host's flow runs.
+    Run {
+        #[command(subcommand)]
+        command: RunCommand,
+    },
+    /// List, replay and discard a host's dead letters.
+    DeadLetter {
+        #[command(subcommand)]
+        command: DeadLetterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FlowCommand {
+    /// Deploy a flow file (TOML); a changed file becomes the flow's next version.
+    Deploy {
+        /// The flow file.
+        file: PathBuf,
+        /// Flow name (default: the file name without `.toml`).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List deployed flows.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Start a run by hand.
+    Run {
+        /// Flow name.
+        name: String,
+        /// The trigger event (JSON).
+        #[arg(long, default_value = "{}")]
+        event: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunCommand {
+    /// List runs, newest first.
+    List {
+        /// Only this flow's.
+        #[arg(long)]
+        flow: Option<String>,
+        /// Only runs with this status.
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show a run and its steps.
+    Show {
+        /// Run id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLetterCommand {
+    /// List dead letters.
+    List {
+        /// Only this flow's.
+        #[arg(long)]
+        flow: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Replay a dead-lettered run from its failed step.
+    Replay {
+        /// Dead letter id.
+        id: String,
+        /// A corrected input for the failed step (JSON).
+        #[arg(long)]
+        input: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Discard a dead letter.
+    Discard {
+        /// Dead letter id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Subcommand)]
@@ -180,6 +275,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { config } => serve(config).await,
         Command::Demo { keep_running } => junction_host::demo::run(keep_running).await.map(|_| ()),
         Command::Plugin { command } => cli::plugin(command).await,
+        Command::Flow { command } => cli::flow(command).await,
+        Command::Run { command } => cli::run(command).await,
+        Command::DeadLetter { command } => cli::dead_letter(command).await,
     }
 }
 
