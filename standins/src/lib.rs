@@ -7,8 +7,8 @@
 //! misbehave (server errors, rate limits, revoked credentials, latency) so retry and back-off
 //! paths can be tested without the real service.
 //!
-//! Stand-ins so far: [`JiraStandin`] (Jira Cloud REST v3) and [`NetsuiteStandin`] (NetSuite REST
-//! record service).
+//! Stand-ins so far: [`JiraStandin`] (Jira Cloud REST v3), [`HubspotStandin`] (HubSpot CRM v3,
+//! with signed webhook deliveries) and [`NetsuiteStandin`] (NetSuite REST record service).
 //!
 //! # Example
 //!
@@ -55,10 +55,12 @@
 
 #![deny(missing_docs)]
 
+pub mod hubspot;
 pub mod jira;
 pub mod netsuite;
 mod server;
 
+pub use hubspot::HubspotStandin;
 pub use jira::JiraStandin;
 pub use netsuite::NetsuiteStandin;
 pub use server::{Misbehaviour, RecordedRequest};

@@ -295,6 +295,16 @@ pub(crate) fn has_bearer_token(headers: &axum::http::HeaderMap, token: &str) -> 
         .is_some_and(|(scheme, sent)| scheme.eq_ignore_ascii_case("bearer") && sent.trim() == token)
 }
 
+/// Milliseconds since the Unix epoch of `time` (0 before it).
+pub(crate) fn unix_millis(time: SystemTime) -> u64 {
+    u64::try_from(
+        time.duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX)
+}
+
 /// Locks `mutex`, ignoring poisoning: every critical section here leaves the data consistent.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
