@@ -7,8 +7,9 @@
 //! misbehave (server errors, rate limits, revoked credentials, latency) so retry and back-off
 //! paths can be tested without the real service.
 //!
-//! Stand-ins so far: [`JiraStandin`] (Jira Cloud REST v3), [`HubspotStandin`] (HubSpot CRM v3,
-//! with signed webhook deliveries) and [`NetsuiteStandin`] (NetSuite REST record service).
+//! Stand-ins so far: [`JiraStandin`] (Jira Cloud REST v3), [`SalesforceStandin`] (Salesforce REST),
+//! [`HubspotStandin`] (HubSpot CRM v3, with signed webhook deliveries) and [`NetsuiteStandin`]
+//! (NetSuite REST record service).
 //!
 //! # Example
 //!
@@ -58,9 +59,11 @@
 pub mod hubspot;
 pub mod jira;
 pub mod netsuite;
+pub mod salesforce;
 mod server;
 
 pub use hubspot::HubspotStandin;
 pub use jira::JiraStandin;
 pub use netsuite::NetsuiteStandin;
+pub use salesforce::SalesforceStandin;
 pub use server::{Misbehaviour, RecordedRequest};
