@@ -21,7 +21,25 @@
 //! Errors have HubSpot's shape, `{"status":"error","message","correlationId","category"}`:
 //! `401` `INVALID_AUTHENTICATION`, `404` `OBJECT_NOT_FOUND`, `400` `VALIDATION_ERROR`.
 //!
-//! [`webhook_delivery`] builds what HubSpot POSTs to a subscriber, signed with signature v3.
+//! Without `?properties=`, reads return every property the object has (HubSpot returns a default
+//! set); with it, just those, `null` where unset.
+//!
+//! [`webhook_delivery`] builds what HubSpot POSTs to a subscriber, signed with signature v3:
+//!
+//! ```
+//! use junction_standins::hubspot;
+//!
+//! let closed_won = hubspot::property_change_event("deal", 9876543201, "dealstage", "closedwon");
+//! let delivery = hubspot::webhook_delivery(
+//!     "the app's client secret",
+//!     "http://127.0.0.1:8080/v1/webhooks/hubspot",
+//!     &[closed_won],
+//! );
+//! // POST `delivery.body` to `delivery.uri` with these headers.
+//! let headers = delivery.headers();
+//! assert_eq!(headers[1].0, "X-HubSpot-Signature-v3");
+//! assert_eq!(headers[2], ("X-HubSpot-Request-Timestamp", delivery.timestamp_ms.to_string()));
+//! ```
 
 // Handlers build their answers with `Result<_, Response>`, the error being the response to send.
 #![allow(clippy::result_large_err)]

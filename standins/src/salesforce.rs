@@ -570,9 +570,7 @@ fn dispatch(
         ("GET", ["sobjects", kind, id]) => get_record(store, context, kind, id),
         ("PATCH", ["sobjects", kind, id]) => update(store, kind, id, body),
         (_, ["sobjects", _, _]) => method_not_allowed(method),
-        ("PATCH", ["sobjects", kind, field, value]) => {
-            upsert(store, kind, field, &percent_decode(value), body)
-        }
+        ("PATCH", ["sobjects", kind, field, value]) => upsert(store, kind, field, value, body),
         (_, ["sobjects", _, _, _]) => method_not_allowed(method),
         ("GET", ["query"]) => {
             let soql = query
@@ -1221,7 +1219,13 @@ fn run_subrequest(
         Some((path, query)) => (path, Some(query)),
         None => (rest, None),
     };
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    // Decoded segment by segment, as the router decodes a request's path.
+    let decoded: Vec<String> = path
+        .trim_end_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     dispatch(store, context, &method, &segments, query, body.as_bytes())
 }
 

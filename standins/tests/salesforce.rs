@@ -513,3 +513,20 @@ async fn misbehaviours_answer_in_salesforce_shapes() {
         Some(format!("Bearer {TOKEN}").as_str())
     );
 }
+
+#[tokio::test]
+async fn upsert_values_are_percent_decoded_once() {
+    let f = Fixture::new().await;
+    let response = f
+        .send(
+            Method::PATCH,
+            "/sobjects/Account/Junction_External_Id__c/HS%20100%2525",
+            json!({"Name": "Spaced"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(
+        f.salesforce.records("Account")[0]["Junction_External_Id__c"],
+        "HS 100%25"
+    );
+}
