@@ -423,6 +423,7 @@ pub fn router_with_flows(flows: Arc<Flows>, config: &Config) -> Router {
         .route("/v1/runs", get(list_runs))
         .route("/v1/runs/{id}", get(run_detail))
         .route("/v1/dead-letters", get(list_dead_letters))
+        .route("/v1/dead-letters/replay", post(replay_flow_dead_letters))
         .route("/v1/dead-letters/{id}", delete(discard_dead_letter))
         .route("/v1/dead-letters/{id}/replay", post(replay_dead_letter))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
@@ -965,4 +966,26 @@ async fn discard_dead_letter(
     caller.require(Scope::Operator)?;
     state.flows.discard(&id, &caller.name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Deserialize)]
+struct BulkReplayQuery {
+    flow: Option<String>,
+}
+
+async fn replay_flow_dead_letters(
+    caller: Caller,
+    State(state): State<ApiState>,
+    axum::extract::Query(query): axum::extract::Query<BulkReplayQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Operator)?;
+    let flow = query.flow.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "bulk replay needs `?flow=<name>`",
+        )
+    })?;
+    let runs = state.flows.replay_flow(&flow, &caller.name).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"runs": runs}))).into_response())
 }

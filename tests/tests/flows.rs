@@ -941,3 +941,44 @@ map = "{at: .trigger.scheduled_at}"
     assert_eq!(run["trigger"]["type"], "schedule");
     assert!(run["trigger"]["scheduled_at"].is_string());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flows_dead_letters_are_replayed_in_bulk() {
+    let h = harness().await;
+    h.deploy(
+        "bulk",
+        r#"
+trigger = { type = "manual" }
+[[steps]]
+id = "project"
+connection = "jira"
+operation = "create-project"
+input = "{key: .trigger.key, name: .trigger.key}"
+"#,
+    )
+    .await;
+    // Jira refuses the project until the credentials work again.
+    h.jira.misbehave(Misbehaviour::Unauthorized { times: 2 });
+    let first = h.start("bulk", json!({"key": "BULKA"})).await;
+    assert_eq!(h.finished(&first).await["status"], "failed");
+    let second = h.start("bulk", json!({"key": "BULKB"})).await;
+    assert_eq!(h.finished(&second).await["status"], "failed");
+    let (_, letters) = h.call("GET", "/v1/dead-letters?flow=bulk", "").await;
+    assert_eq!(letters["dead_letters"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        letters["dead_letters"][0]["errors"][0]["kind"],
+        "unauthorized"
+    );
+
+    let (status, _) = h.call("POST", "/v1/dead-letters/replay", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = h
+        .call("POST", "/v1/dead-letters/replay?flow=bulk", "")
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["runs"], json!([first, second]));
+    for run in [&first, &second] {
+        assert_eq!(h.finished(run).await["status"], "completed");
+    }
+    assert_eq!(h.jira.projects().len(), 2);
+}

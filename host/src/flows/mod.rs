@@ -750,6 +750,22 @@ impl Flows {
         Ok(run_id)
     }
 
+    /// Replays every dead letter of flow `flow`, oldest first; returns the run ids.
+    pub async fn replay_flow(&self, flow: &str, by: &str) -> Result<Vec<String>> {
+        let mut letters = self.dead_letters(Some(flow)).await?;
+        letters.reverse();
+        let mut runs = Vec::new();
+        for letter in letters {
+            match self.replay(&letter.id, None, by).await {
+                Ok(run) => runs.push(run),
+                // Replayed or discarded meanwhile by someone else.
+                Err(FlowError::NotFound(_) | FlowError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(runs)
+    }
+
     /// Discards a dead letter; its run stays as it ended. Audited as `run.discard`.
     pub async fn discard(&self, id: &str, by: &str) -> Result<()> {
         let row = sqlx::query("SELECT run_id FROM dead_letters WHERE id = ?")
