@@ -441,3 +441,68 @@ fn signature_v3_decodes_the_listed_escapes_of_the_uri() {
     );
     assert_eq!(delivery.signature, expected);
 }
+
+#[tokio::test]
+async fn unknown_object_types_and_other_operators() {
+    let f = Fixture::new().await;
+    let (status, body) = error_of(
+        f.send(
+            Method::POST,
+            "/crm/v3/objects/widgets",
+            json!({"properties": {}}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["category"], "VALIDATION_ERROR");
+
+    f.create_deal("With amount", "closedwon").await;
+    f.send(
+        Method::POST,
+        "/crm/v3/objects/deals",
+        json!({"properties": {"dealname": "No amount", "dealstage": "closedlost"}}),
+    )
+    .await;
+    let names = |page: Value| -> Vec<String> {
+        page["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["properties"]["dealname"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let search = |filter: Value| {
+        f.send(
+            Method::POST,
+            "/crm/v3/objects/deals/search",
+            json!({"filterGroups": [{"filters": [filter]}], "properties": ["dealname"]}),
+        )
+    };
+    let has_amount: Value = search(json!({"propertyName": "amount", "operator": "HAS_PROPERTY"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(names(has_amount), ["With amount"]);
+    let not_won: Value =
+        search(json!({"propertyName": "dealstage", "operator": "NEQ", "value": "closedwon"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(names(not_won), ["No amount"]);
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_server() {
+    let f = Fixture::new().await;
+    let clone = f.hubspot.clone();
+    clone.shutdown().await;
+    let refused = f
+        .client
+        .get(format!("{}/crm/v3/objects/deals", f.hubspot.base_url()))
+        .send()
+        .await;
+    assert!(refused.is_err());
+}

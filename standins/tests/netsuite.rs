@@ -382,3 +382,42 @@ async fn records_every_request() {
     assert_eq!(requests[0].body_json().unwrap()["companyName"], "Acme");
     assert_eq!(requests[1].header("authorization"), None);
 }
+
+#[tokio::test]
+async fn patches_by_external_id_and_refuses_a_put_by_internal_id() {
+    let f = Fixture::new().await;
+    f.send(
+        Method::POST,
+        "/customer",
+        json!({"companyName": "Acme", "externalId": "CRM-7"}),
+    )
+    .await;
+    let patched = f
+        .send(
+            Method::PATCH,
+            "/customer/eid:CRM-7",
+            json!({"phone": "555-0100"}),
+        )
+        .await;
+    assert_eq!(patched.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        patched.headers()["location"],
+        f.url("/customer/1001").as_str()
+    );
+    assert_eq!(f.netsuite.customers()[0]["phone"], "555-0100");
+
+    let (status, body) = error_of(
+        f.send(Method::PUT, "/customer/4242", json!({"companyName": "X"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["o:errorDetails"][0]["o:errorCode"], "USER_ERROR");
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_server() {
+    let f = Fixture::new().await;
+    f.netsuite.clone().shutdown().await;
+    assert!(f.client.get(f.url("/customer/1")).send().await.is_err());
+}

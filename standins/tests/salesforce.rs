@@ -530,3 +530,51 @@ async fn upsert_values_are_percent_decoded_once() {
         "HS 100%25"
     );
 }
+
+#[tokio::test]
+async fn composite_reference_to_a_failed_subrequest_is_halted() {
+    let f = Fixture::new().await;
+    let body: Value = f
+        .send(
+            Method::POST,
+            "/composite",
+            json!({
+                "allOrNone": false,
+                "compositeRequest": [
+                    {
+                        "method": "POST",
+                        "url": format!("{DATA}/sobjects/Account/"),
+                        "referenceId": "acct",
+                        "body": {}
+                    },
+                    {
+                        "method": "POST",
+                        "url": format!("{DATA}/sobjects/Contact/"),
+                        "referenceId": "contact",
+                        "body": {"LastName": "Doe", "AccountId": "@{acct.id}"}
+                    }
+                ]
+            }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let items = body["compositeResponse"].as_array().unwrap();
+    assert_eq!(items[0]["body"][0]["errorCode"], "REQUIRED_FIELD_MISSING");
+    assert_eq!(items[1]["httpStatusCode"], 400);
+    assert_eq!(items[1]["body"][0]["errorCode"], "PROCESSING_HALTED");
+    assert!(f.salesforce.records("Contact").is_empty());
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_server() {
+    let f = Fixture::new().await;
+    f.salesforce.clone().shutdown().await;
+    let refused = f
+        .client
+        .get(format!("{}{DATA}/query?q=x", f.salesforce.base_url()))
+        .send()
+        .await;
+    assert!(refused.is_err());
+}
