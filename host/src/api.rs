@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::audit::{Outcome, Record};
 use crate::bindings::PluginError;
 use crate::config::{Config, Scope};
+use crate::flows::idempotency::{self, Claim};
 use crate::flows::{FlowError, FlowOptions, Flows};
 use crate::inbound::{InboundWebhook, WebhookError};
 use crate::lifecycle::LifecycleError;
@@ -582,12 +583,74 @@ async fn invoke(
     caller.require(Scope::Invoker)?;
     let input = utf8(&body)?;
     let input = if input.trim().is_empty() { "{}" } else { input };
-    let output = state
-        .runtime
-        .invoke(&name, &op, input, call_options(&headers))
-        .await?;
+    let options = call_options(&headers);
+    let store = state.runtime.store();
+    let claimed = match &options.idempotency_key {
+        Some(key) => {
+            if key.is_empty() || key.len() > 255 {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "the Idempotency-Key header must be 1-255 characters",
+                ));
+            }
+            let request = idempotency::request_digest(&name, &op, input);
+            // A first request that never finished (its host died) is given up after this.
+            let stale = state.runtime.limits().deadline() * 2 + std::time::Duration::from_secs(60);
+            match store
+                .claim_idempotent(&caller.name, key, &request, stale)
+                .await
+                .map_err(ConnectionError::from)?
+            {
+                Claim::Run => Some(key.clone()),
+                Claim::Replay { response, plugin } => {
+                    return Ok(operation_answer(response, &plugin, true));
+                }
+                Claim::Mismatch => {
+                    return Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "idempotency_key_reused",
+                        format!("Idempotency-Key `{key}` was used for another request"),
+                    ));
+                }
+                Claim::InFlight => {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "idempotency_key_in_flight",
+                        format!("a request with Idempotency-Key `{key}` is still running"),
+                    )
+                    .retry_after(1));
+                }
+            }
+        }
+        None => None,
+    };
+    let result = state.runtime.invoke(&name, &op, input, options).await;
+    match (&result, &claimed) {
+        (Ok(output), Some(key)) => {
+            let version = format!("{}@{}", output.plugin.name(), output.plugin.version());
+            if let Err(e) = store
+                .finish_idempotent(&caller.name, key, &output.json, &version)
+                .await
+            {
+                tracing::error!(error = %e, "could not store an idempotent answer");
+            }
+        }
+        (Err(_), Some(key)) => {
+            if let Err(e) = store.release_idempotent(&caller.name, key).await {
+                tracing::error!(error = %e, "could not release an idempotency key");
+            }
+        }
+        (_, None) => {}
+    }
+    let output = result?;
     let version = format!("{}@{}", output.plugin.name(), output.plugin.version());
-    Ok((
+    Ok(operation_answer(output.json, &version, false))
+}
+
+/// An operation's output, with the plugin version that produced it.
+fn operation_answer(json: String, version: &str, replayed: bool) -> Response {
+    let mut response = (
         [
             (
                 header::CONTENT_TYPE,
@@ -595,12 +658,19 @@ async fn invoke(
             ),
             (
                 header::HeaderName::from_static("junction-plugin"),
-                HeaderValue::from_str(&version).unwrap_or(HeaderValue::from_static("unknown")),
+                HeaderValue::from_str(version).unwrap_or(HeaderValue::from_static("unknown")),
             ),
         ],
-        output.json,
+        json,
     )
-        .into_response())
+        .into_response();
+    if replayed {
+        response.headers_mut().insert(
+            header::HeaderName::from_static("idempotent-replayed"),
+            HeaderValue::from_static("true"),
+        );
+    }
+    response
 }
 
 /// A JSON body must be UTF-8 before it is anything else.

@@ -982,3 +982,78 @@ input = "{key: .trigger.key, name: .trigger.key}"
     }
     assert_eq!(h.jira.projects().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invokes_with_an_idempotency_key_run_once() {
+    let h = harness().await;
+    let url = format!("{}/effects/charge", h.jira.base_url());
+    let body = json!({"url": url, "method": "POST"}).to_string();
+    let keyed = |key: &str| {
+        vec![
+            ("authorization".to_string(), format!("Bearer {ADMIN}")),
+            ("idempotency-key".to_string(), key.to_string()),
+        ]
+    };
+    let path = "/v1/connections/echo/operations/fetch";
+    let (status, first) = h
+        .with_headers("POST", path, &keyed("k-1"), body.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (status, again) = h
+        .with_headers("POST", path, &keyed("k-1"), body.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(first, again, "the stored answer comes back");
+    assert_eq!(h.count("/effects/charge"), 1, "the plugin ran once");
+
+    let other = json!({"url": url, "method": "PUT"}).to_string();
+    let (status, refused) = h.with_headers("POST", path, &keyed("k-1"), other).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["code"], "idempotency_key_reused");
+
+    // While the first request with a key runs, a second one is refused.
+    h.jira.misbehave(Misbehaviour::Latency {
+        times: 1,
+        millis: 1_000,
+    });
+    let k2 = keyed("k-2");
+    let slow = h.with_headers("POST", path, &k2, body.clone());
+    let racing = async {
+        // Let the slow one claim the key first: poll until the stand-in sees it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while h.count("/effects/charge") < 2 {
+            assert!(Instant::now() < deadline, "the first request never arrived");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        h.with_headers("POST", path, &k2, body.clone()).await
+    };
+    let ((slow_status, _), (race_status, raced)) = tokio::join!(slow, racing);
+    assert_eq!(slow_status, StatusCode::OK);
+    assert_eq!(race_status, StatusCode::CONFLICT, "{raced}");
+    assert_eq!(raced["error"]["code"], "idempotency_key_in_flight");
+    assert_eq!(h.count("/effects/charge"), 2);
+
+    // An error releases the key: the same request can be retried with it.
+    let (status, _) = h
+        .with_headers(
+            "POST",
+            path,
+            &keyed("k-3"),
+            json!({"url": url, "method": "BOGUS"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = h
+        .with_headers(
+            "POST",
+            path,
+            &keyed("k-3"),
+            json!({"url": url, "method": "BOGUS"}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not 409: the key was released"
+    );
+}

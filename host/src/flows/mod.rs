@@ -16,6 +16,7 @@
 
 pub mod definition;
 mod exec;
+pub mod idempotency;
 pub mod jq;
 
 use std::sync::Arc;

@@ -1,0 +1,189 @@
+//! `Idempotency-Key` on operation invokes, with Stripe's semantics: the first
+//! request with a key runs; a later one with the same key and the same
+//! request gets the stored answer without a second call; the same key with
+//! another request is refused (422), and while the first is still running a
+//! second is refused too (409).
+//!
+//! Only successful answers are stored: after an error the key is released,
+//! so the client can retry with it. A key whose first request never finished
+//! (the host died) is taken over once it is older than `stale`.
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::now_ms;
+use crate::store::{Result, Store};
+
+/// What to do with a request that carries an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// First use: run it, then [`Store::finish_idempotent`] or [`Store::release_idempotent`].
+    Run,
+    /// Done before: answer with this (output JSON, plugin `name@version`).
+    Replay {
+        /// The stored output.
+        response: String,
+        /// The plugin version that produced it.
+        plugin: String,
+    },
+    /// The same key was used for another request.
+    Mismatch,
+    /// The first request with this key is still running.
+    InFlight,
+}
+
+/// The digest that identifies a request: connection, operation and body.
+pub fn request_digest(connection: &str, operation: &str, body: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [connection, operation, body] {
+        h.update(part.len().to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+impl Store {
+    /// Claims `key` of `caller` for `request` (see [`request_digest`]).
+    pub async fn claim_idempotent(
+        &self,
+        caller: &str,
+        key: &str,
+        request: &str,
+        stale: Duration,
+    ) -> Result<Claim> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let stale_before = now.saturating_sub(i64::try_from(stale.as_millis()).unwrap_or(i64::MAX));
+        // Take over a claim whose request never finished.
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE caller = ? AND key = ? AND state = 'running' AND created_at <= ?",
+        )
+        .bind(caller)
+        .bind(key)
+        .bind(stale_before)
+        .execute(&mut *tx)
+        .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (caller, key, request, state, created_at) VALUES (?, ?, ?, 'running', ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(caller)
+        .bind(key)
+        .bind(request)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let claim = if inserted.rows_affected() == 1 {
+            Claim::Run
+        } else {
+            let row = sqlx::query(
+                "SELECT request, state, response, plugin FROM idempotency_keys WHERE caller = ? AND key = ?",
+            )
+            .bind(caller)
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+            let stored: String = row.get(0);
+            let state: String = row.get(1);
+            if stored != request {
+                Claim::Mismatch
+            } else if state == "done" {
+                Claim::Replay {
+                    response: row.get::<Option<String>, _>(2).unwrap_or_default(),
+                    plugin: row.get::<Option<String>, _>(3).unwrap_or_default(),
+                }
+            } else {
+                Claim::InFlight
+            }
+        };
+        tx.commit().await?;
+        Ok(claim)
+    }
+
+    /// Stores the answer of a claimed key.
+    pub async fn finish_idempotent(
+        &self,
+        caller: &str,
+        key: &str,
+        response: &str,
+        plugin: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET state = 'done', response = ?, plugin = ? WHERE caller = ? AND key = ?",
+        )
+        .bind(response)
+        .bind(plugin)
+        .bind(caller)
+        .bind(key)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Releases a claimed key after a failed request, so it can be retried.
+    pub async fn release_idempotent(&self, caller: &str, key: &str) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE caller = ? AND key = ? AND state = 'running'",
+        )
+        .bind(caller)
+        .bind(key)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn first_runs_then_replays_refuses_other_requests_and_releases_on_error() {
+        let store = Store::in_memory().await.unwrap();
+        let stale = Duration::from_secs(60);
+        let a = request_digest("c", "op", "{}");
+        let b = request_digest("c", "op", "{\"x\":1}");
+        assert_eq!(
+            store.claim_idempotent("t", "k", &a, stale).await.unwrap(),
+            Claim::Run
+        );
+        assert_eq!(
+            store.claim_idempotent("t", "k", &a, stale).await.unwrap(),
+            Claim::InFlight
+        );
+        assert_eq!(
+            store.claim_idempotent("t", "k", &b, stale).await.unwrap(),
+            Claim::Mismatch
+        );
+        // Another caller's key space.
+        assert_eq!(
+            store.claim_idempotent("u", "k", &b, stale).await.unwrap(),
+            Claim::Run
+        );
+        store
+            .finish_idempotent("t", "k", "{\"ok\":true}", "echo@0.1.0")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.claim_idempotent("t", "k", &a, stale).await.unwrap(),
+            Claim::Replay {
+                response: "{\"ok\":true}".into(),
+                plugin: "echo@0.1.0".into()
+            }
+        );
+        store.release_idempotent("u", "k").await.unwrap();
+        assert_eq!(
+            store.claim_idempotent("u", "k", &a, stale).await.unwrap(),
+            Claim::Run
+        );
+        // A claim that never finished is taken over once stale.
+        assert_eq!(
+            store
+                .claim_idempotent("u", "k", &a, Duration::ZERO)
+                .await
+                .unwrap(),
+            Claim::Run
+        );
+    }
+}
