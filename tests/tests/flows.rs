@@ -912,6 +912,25 @@ input = '{{project_key: "NONE", summary: "x"}}'
     assert_eq!(errors[0]["phase"], "step");
     assert_eq!(errors[1]["phase"], "compensate");
     assert!(errors[1]["message"].as_str().unwrap().contains("BOGUS"));
+
+    // Step one was never undone: a replay after the fix does not run it again.
+    let (status, body) = h
+        .call(
+            "POST",
+            "/v1/connections/jira/operations/create-project",
+            json!({"key": "NONE", "name": "Now there"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = letters["dead_letters"][0]["id"].as_str().unwrap();
+    let (status, _) = h
+        .call("POST", &format!("/v1/dead-letters/{id}/replay"), "")
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let done = h.finished(&run).await;
+    assert_eq!(done["status"], "completed", "{done:#}");
+    assert_eq!(h.count("/effects/one"), 1);
+    assert_eq!(h.jira.issues().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

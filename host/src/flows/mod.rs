@@ -695,7 +695,8 @@ impl Flows {
     }
 
     /// Replays a dead-lettered run from its failed step: steps that completed
-    /// (and were not compensated) keep their outputs; the others run again
+    /// and were not undone (no compensation, or one that failed) keep their
+    /// outputs; the others run again
     /// with the same idempotency keys. `input` replaces the failed step's
     /// input. The dead letter is removed; audited as `run.replay`.
     pub async fn replay(&self, id: &str, input: Option<Value>, by: &str) -> Result<String> {
@@ -708,6 +709,13 @@ impl Flows {
         let run_id: String = row.get(0);
         let step_id: String = row.get(1);
         let now = now_ms();
+        // A step whose compensation failed still has its effect: it stays done.
+        sqlx::query(
+            "UPDATE run_steps SET status = 'completed' WHERE run_id = ? AND status = 'compensation_failed'",
+        )
+        .bind(&run_id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "UPDATE run_steps SET status = 'pending', attempts = 0, compensation_attempts = 0, output = NULL, finished_at = NULL, compensated_at = NULL WHERE run_id = ? AND status NOT IN ('completed', 'skipped')",
         )
