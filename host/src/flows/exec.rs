@@ -813,6 +813,53 @@ fn previous_output(run: &RunRow, steps: &[StepRow], position: usize) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::flows::FlowOptions;
+    use crate::runtime::Runtime;
+    use crate::store::Store;
+
+    async fn flows() -> Arc<Flows> {
+        let store = Store::in_memory().await.unwrap();
+        let runtime = Arc::new(Runtime::new(store, &Config::default()).unwrap());
+        Flows::new(runtime, FlowOptions::default())
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_lost_its_lease_changes_nothing() {
+        let flows = flows().await;
+        let source = "trigger = { type = \"manual\" }\n[[steps]]\nid = \"a\"\nmap = \"{n: 1}\"\n";
+        flows.deploy("f", source, "test").await.unwrap();
+        let run = flows.start_run("f", json!({})).await.unwrap();
+        let claimed = flows.claim("old", Duration::from_millis(1)).await.unwrap();
+        assert_eq!(claimed.as_deref(), Some(run.as_str()));
+        // Once the lease has expired another worker takes the run over.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while flows
+            .claim("new", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lease never expired"
+            );
+            tokio::task::yield_now().await;
+        }
+        flows.advance("old", &run).await.unwrap();
+        let view = flows.run(&run).await.unwrap();
+        assert_eq!(view.status, "running");
+        let steps = view.steps.unwrap();
+        assert_eq!(
+            (steps[0].status.as_str(), steps[0].attempts),
+            ("pending", 0)
+        );
+
+        flows.advance("new", &run).await.unwrap();
+        let view = flows.run(&run).await.unwrap();
+        assert_eq!(view.status, "completed");
+        assert_eq!(view.steps.unwrap()[0].output, Some(json!({"n": 1})));
+    }
 
     #[test]
     fn backoff_grows_with_jitter_and_honours_retry_after() {
