@@ -49,3 +49,112 @@ pub async fn runtime_with(config: &Config) -> Arc<Runtime> {
     let store = Store::in_memory().await.expect("in-memory store");
     Arc::new(Runtime::new(store, config).expect("runtime"))
 }
+
+/// Fresh PostgreSQL databases for tests that run on PostgreSQL too.
+///
+/// Tests read the server from `JUNCTION_TEST_POSTGRES_URL` (e.g.
+/// `postgres://postgres@127.0.0.1:5432/test`); without it they print a
+/// `SKIPPED` line and return.
+pub mod postgres {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use sqlx::Connection as _;
+    use sqlx::postgres::PgConnection;
+
+    /// The variable naming the test server.
+    pub const URL_VAR: &str = "JUNCTION_TEST_POSTGRES_URL";
+
+    /// Test databases are named `junction_test_<unix seconds>_<random>`.
+    const PREFIX: &str = "junction_test_";
+
+    /// Test databases older than this are dropped when a new one is made.
+    const MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
+    /// The server's URL, or `None` after printing
+    /// `SKIPPED (<label>): JUNCTION_TEST_POSTGRES_URL is not set`.
+    pub fn server_url(label: &str) -> Option<String> {
+        match std::env::var(URL_VAR) {
+            Ok(url) if !url.trim().is_empty() => Some(url.trim().to_string()),
+            _ => {
+                eprintln!("SKIPPED ({label}): {URL_VAR} is not set");
+                None
+            }
+        }
+    }
+
+    /// Creates a new, empty database on the server named by
+    /// `JUNCTION_TEST_POSTGRES_URL` and returns its URL; `None` (after a
+    /// `SKIPPED` line on stderr) when the variable is not set. Test databases
+    /// older than a day are dropped on the way. Panics when the server cannot
+    /// be reached: a configured server that is down is a failure, not a skip.
+    pub async fn fresh_database(label: &str) -> Option<String> {
+        let server = server_url(label)?;
+        let mut admin = PgConnection::connect(&server)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: connecting to {URL_VAR} ({server}): {e}"));
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        drop_stale(&mut admin, now).await;
+        let name = format!("{PREFIX}{now}_{}", uuid::Uuid::new_v4().simple());
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: creating database {name}: {e}"));
+        admin.close().await.ok();
+        let mut url = url::Url::parse(&server)
+            .unwrap_or_else(|e| panic!("{URL_VAR} is not a URL ({server}): {e}"));
+        url.set_path(&format!("/{name}"));
+        Some(url.to_string())
+    }
+
+    /// Drops the database at `url` (made by [`fresh_database`]), closing
+    /// any connection still open to it.
+    pub async fn drop_database(url: &str) {
+        let Ok(parsed) = url::Url::parse(url) else {
+            return;
+        };
+        let name = parsed.path().trim_start_matches('/').to_string();
+        if !name.starts_with(PREFIX) {
+            return;
+        }
+        // Connect to the server's own database: one cannot drop the database one is in.
+        let server = std::env::var(URL_VAR).unwrap_or_else(|_| {
+            let mut server = parsed;
+            server.set_path("/postgres");
+            server.to_string()
+        });
+        if let Ok(mut admin) = PgConnection::connect(server.trim()).await {
+            drop_named(&mut admin, &name).await;
+            admin.close().await.ok();
+        }
+    }
+
+    async fn drop_stale(admin: &mut PgConnection, now: u64) {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'junction\\_test\\_%'",
+        )
+        .fetch_all(&mut *admin)
+        .await
+        .unwrap_or_default();
+        for name in names {
+            let created = name
+                .strip_prefix(PREFIX)
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|secs| secs.parse::<u64>().ok());
+            if created.is_some_and(|at| now.saturating_sub(at) > MAX_AGE.as_secs()) {
+                drop_named(admin, &name).await;
+            }
+        }
+    }
+
+    async fn drop_named(admin: &mut PgConnection, name: &str) {
+        // Several test processes may clean up at once: a failure is not ours to report.
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(admin)
+        .await;
+    }
+}
