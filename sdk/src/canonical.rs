@@ -140,6 +140,17 @@ pub struct Opportunity {
     pub external_ids: BTreeMap<String, String>,
 }
 
+/// A won deal as delivery sees it: the customer it was sold to and the
+/// project that delivers it. What a CRM transform hands to the ERP, PSA and
+/// project-tool steps of a flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Engagement {
+    /// The customer.
+    pub customer: Customer,
+    /// The project; its `customer` is the customer's name.
+    pub project: Project,
+}
+
 /// An open position on a project: who is needed, for how long.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Role {
@@ -296,6 +307,7 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("customer.schema.json", schema::<Customer>()),
         ("contact.schema.json", schema::<Contact>()),
         ("opportunity.schema.json", schema::<Opportunity>()),
+        ("engagement.schema.json", schema::<Engagement>()),
         ("project.schema.json", schema::<Project>()),
         ("role.schema.json", schema::<Role>()),
         ("resource.schema.json", schema::<Resource>()),
@@ -314,6 +326,31 @@ pub fn is_project_key(key: &str) -> bool {
         && key
             .chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// A project key derived from a name: its ASCII letters, upper-cased, at
+/// most 10 ("Acme rollout" -> `ACMEROLLOU`); `None` when the name has fewer
+/// than 2 ASCII letters. Every key it returns passes [`is_project_key`].
+pub fn project_key(name: &str) -> Option<String> {
+    let key: String = name
+        .chars()
+        .filter(char::is_ascii_alphabetic)
+        .map(|c| c.to_ascii_uppercase())
+        .take(10)
+        .collect();
+    (key.len() >= 2).then_some(key)
+}
+
+/// `YYYY-MM-DD` from an RFC 3339 timestamp or a date (`2026-11-20`,
+/// `2026-11-20T00:00:00.000Z`); `None` for anything else.
+pub fn date_part(value: &str) -> Option<String> {
+    let date = value.get(..10)?;
+    let bytes = date.as_bytes();
+    let digits = |range: std::ops::Range<usize>| bytes[range].iter().all(u8::is_ascii_digit);
+    let shaped =
+        digits(0..4) && bytes[4] == b'-' && digits(5..7) && bytes[7] == b'-' && digits(8..10);
+    let rest_ok = value.len() == 10 || value.as_bytes()[10] == b'T';
+    (shaped && rest_ok).then(|| date.to_string())
 }
 
 #[cfg(test)]
@@ -399,5 +436,31 @@ mod tests {
         assert!(!is_project_key("1AB"));
         assert!(!is_project_key("acme"));
         assert!(!is_project_key("ABCDEFGHIJK"));
+    }
+
+    #[test]
+    fn project_keys_keep_ascii_letters_only() {
+        assert_eq!(project_key("Acme rollout").as_deref(), Some("ACMEROLLOU"));
+        assert_eq!(project_key("Q3 — Müller AG").as_deref(), Some("QMLLERAG"));
+        assert_eq!(project_key("X 1"), None);
+        assert!(project_key("Globex ERP migration").is_some_and(|k| is_project_key(&k)));
+    }
+
+    #[test]
+    fn date_part_takes_dates_and_timestamps_only() {
+        assert_eq!(date_part("2026-11-20").as_deref(), Some("2026-11-20"));
+        assert_eq!(
+            date_part("2026-11-20T09:30:00.000Z").as_deref(),
+            Some("2026-11-20")
+        );
+        for bad in [
+            "20 Nov 2026",
+            "2026-11-2",
+            "2026/11/20",
+            "2026-11-20 09:30",
+            "",
+        ] {
+            assert_eq!(date_part(bad), None, "{bad}");
+        }
     }
 }

@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use junction_sdk::canonical::{Money, Project, ProjectStatus};
+use junction_sdk::canonical::{Money, Project, ProjectStatus, date_part, project_key};
 use junction_sdk::{Error, JsonSchema, Result, Transform};
 use serde::Deserialize;
 
@@ -104,28 +104,6 @@ pub fn deal_to_project(deal: Deal) -> Result<Option<Project>> {
         status: ProjectStatus::Planned,
         external_ids: BTreeMap::from([("hubspot".to_string(), deal.id)]),
     }))
-}
-
-/// Upper-cased ASCII letters of `name`, at most 10; `None` below 2.
-fn project_key(name: &str) -> Option<String> {
-    let key: String = name
-        .chars()
-        .filter(char::is_ascii_alphabetic)
-        .map(|c| c.to_ascii_uppercase())
-        .take(10)
-        .collect();
-    (key.len() >= 2).then_some(key)
-}
-
-/// `YYYY-MM-DD` from the start of an RFC 3339 timestamp or date.
-fn date_part(value: &str) -> Option<String> {
-    let date = value.get(..10)?;
-    let bytes = date.as_bytes();
-    let digits = |range: std::ops::Range<usize>| bytes[range].iter().all(u8::is_ascii_digit);
-    let shaped =
-        digits(0..4) && bytes[4] == b'-' && digits(5..7) && bytes[7] == b'-' && digits(8..10);
-    let rest_ok = value.len() == 10 || value.as_bytes()[10] == b'T';
-    (shaped && rest_ok).then(|| date.to_string())
 }
 
 #[cfg(test)]
@@ -228,13 +206,6 @@ mod tests {
                 "{message}"
             );
         }
-    }
-
-    #[test]
-    fn keys_keep_ascii_letters_only() {
-        assert_eq!(project_key("Acme rollout").as_deref(), Some("ACMEROLLOU"));
-        assert_eq!(project_key("Q3 — Müller AG").as_deref(), Some("QMLLERAG"));
-        assert_eq!(project_key("X 1"), None);
     }
 
     #[test]
