@@ -6,8 +6,8 @@
 //!
 //! Output, in this order:
 //!
-//! 1. `{"record_type": "customer", "external_id", "body": {"companyName", "url"?, "email"?}}`
-//! 2. `{"record_type": "job", "external_id", "body": {"companyName", "startDate"?}}`; the job's
+//! 1. `{"record_type": "customer", "external_id", "fields": {"companyName", "url"?, "email"?}}`
+//! 2. `{"record_type": "job", "external_id", "fields": {"companyName", "startDate"?}}`; the job's
 //!    `parent` (the customer's internal id) is only known once the customer
 //!    is upserted, so the flow adds it.
 //!
@@ -44,7 +44,7 @@ pub struct NetsuiteRecord {
     /// The external id to upsert by.
     pub external_id: String,
     /// The record's fields, NetSuite names.
-    pub body: Value,
+    pub fields: Value,
 }
 
 /// Preference order of the systems an external id is taken from.
@@ -85,12 +85,12 @@ pub fn records(engagement: &Engagement) -> Result<Vec<NetsuiteRecord>> {
         NetsuiteRecord {
             record_type: "customer",
             external_id: external_id(&customer.external_ids, "customer.external_ids")?,
-            body: Value::Object(customer_body),
+            fields: Value::Object(customer_body),
         },
         NetsuiteRecord {
             record_type: "job",
             external_id: external_id(&project.external_ids, "project.external_ids")?,
-            body: Value::Object(job_body),
+            fields: Value::Object(job_body),
         },
     ])
 }
@@ -123,9 +123,9 @@ mod tests {
             serde_json::to_value(&records).unwrap(),
             json!([
                 {"record_type": "customer", "external_id": "salesforce-001A",
-                 "body": {"companyName": "Globex Corporation", "url": "https://globex.example"}},
+                 "fields": {"companyName": "Globex Corporation", "url": "https://globex.example"}},
                 {"record_type": "job", "external_id": "salesforce-006A",
-                 "body": {"companyName": "Globex ERP migration", "startDate": "2026-11-20"}}
+                 "fields": {"companyName": "Globex ERP migration", "startDate": "2026-11-20"}}
             ])
         );
     }
