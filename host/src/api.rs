@@ -25,7 +25,7 @@ use crate::audit::{Outcome, Record};
 use crate::bindings::PluginError;
 use crate::config::{Config, Scope};
 use crate::flows::idempotency::{self, Claim};
-use crate::flows::{FlowError, FlowOptions, Flows};
+use crate::flows::{FlowError, Flows};
 use crate::inbound::{InboundWebhook, WebhookError};
 use crate::lifecycle::LifecycleError;
 use crate::plugins::Conflict;
@@ -359,11 +359,11 @@ impl FromRequestParts<ApiState> for Caller {
     }
 }
 
-/// The API router over `runtime`, with the tokens and body limit of `config`.
-/// Starts the flow workers when called inside a Tokio runtime; they stop
-/// when the router is dropped.
+/// The API router over `runtime`, with the tokens, body limit and flow
+/// settings of `config`. Starts the flow workers when called inside a Tokio
+/// runtime; they stop when the router is dropped.
 pub fn router(runtime: Arc<Runtime>, config: &Config) -> Router {
-    let flows = Flows::new(runtime.clone(), FlowOptions::default());
+    let flows = Flows::new(runtime.clone(), config.flows.options());
     if tokio::runtime::Handle::try_current().is_ok() {
         flows.spawn_workers();
     }

@@ -14,6 +14,10 @@
 //! [tokens.ops]
 //! token = "change-me"
 //! scope = "operator"
+//!
+//! [flows]
+//! workers = 2
+//! lease_ms = 30000
 //! ```
 //!
 //! `secret_key` (better set as `JUNCTION_SECRET_KEY` than written in the
@@ -29,6 +33,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Limits;
+use crate::flows::FlowOptions;
 use crate::secrets::{Redacted, SecretBox};
 
 /// What a bearer token may do. Each scope includes the ones below it.
@@ -111,6 +116,45 @@ pub struct Config {
     /// Schemes that sign the URL (HubSpot v3) are checked against it.
     /// Absent: `http://` followed by `listen`.
     pub public_url: Option<String>,
+    /// The flow workers of this host.
+    pub flows: FlowSettings,
+}
+
+/// The flow workers of a host (`[flows]`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlowSettings {
+    /// Worker tasks claiming runs (at least 1).
+    pub workers: usize,
+    /// How long a claimed run stays with its worker without renewal, in ms;
+    /// each step call holds it for this plus the plugin deadline. A crashed
+    /// host's runs are taken over once it expires.
+    pub lease_ms: u64,
+    /// The longest an idle worker waits before looking for due runs and
+    /// expired leases again, in ms (new runs of this host wake it at once).
+    pub idle_poll_ms: u64,
+}
+
+impl Default for FlowSettings {
+    fn default() -> Self {
+        let options = FlowOptions::default();
+        FlowSettings {
+            workers: options.workers,
+            lease_ms: u64::try_from(options.lease.as_millis()).unwrap_or(u64::MAX),
+            idle_poll_ms: u64::try_from(options.idle_poll.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl FlowSettings {
+    /// The worker options these settings describe.
+    pub fn options(&self) -> FlowOptions {
+        FlowOptions {
+            workers: self.workers,
+            lease: std::time::Duration::from_millis(self.lease_ms),
+            idle_poll: std::time::Duration::from_millis(self.idle_poll_ms),
+        }
+    }
 }
 
 impl Default for Config {
@@ -128,6 +172,7 @@ impl Default for Config {
             tokens: BTreeMap::new(),
             secret_key: None,
             public_url: None,
+            flows: FlowSettings::default(),
         }
     }
 }
@@ -147,6 +192,7 @@ const KEYS: &[&str] = &[
     "tokens",
     "secret_key",
     "public_url",
+    "flows",
 ];
 
 impl Config {
@@ -187,6 +233,11 @@ impl Config {
         }
         if let Some(url) = &self.public_url {
             check_public_url(url)?;
+        }
+        if self.flows.workers == 0 || self.flows.lease_ms == 0 || self.flows.idle_poll_ms == 0 {
+            anyhow::bail!(
+                "flows.workers, flows.lease_ms and flows.idle_poll_ms must be above zero"
+            );
         }
         Ok(())
     }
@@ -240,6 +291,7 @@ mod tests {
             jail.set_env("JUNCTION_TEST_POSTGRES_URL", "postgres://ignored");
             jail.set_env("JUNCTION_TOKENS__CI__TOKEN", "fedcba9876543210");
             jail.set_env("JUNCTION_TOKENS__CI__SCOPE", "invoker");
+            jail.set_env("JUNCTION_FLOWS__LEASE_MS", "1500");
             let config = Config::load(Some(&path)).map_err(|e| e.to_string())?;
             assert_eq!(config.listen.port(), 9999);
             assert_eq!(config.limits.memory_mib, 32);
@@ -247,6 +299,11 @@ mod tests {
             assert_eq!(config.tokens["ops"].scope, Scope::Operator);
             assert_eq!(config.tokens["ci"].scope, Scope::Invoker);
             assert_eq!(config.tokens["ci"].token, "fedcba9876543210");
+            assert_eq!(
+                config.flows.options().lease,
+                std::time::Duration::from_millis(1500)
+            );
+            assert_eq!(config.flows.workers, FlowOptions::default().workers);
             Ok(())
         });
     }
@@ -262,6 +319,9 @@ mod tests {
         let err = Config::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("shorter than 16"), "{err}");
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+        std::fs::write(&path, "[flows]\nlease_ms = 0\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("flows.lease_ms"), "{err}");
     }
 
     #[test]
