@@ -41,6 +41,7 @@ pub mod plugins;
 pub mod runtime;
 pub mod scaffold;
 pub mod secrets;
+pub mod serve;
 pub mod shipped;
 pub mod store;
 pub mod watcher;

@@ -2,11 +2,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use junction_host::config::Config;
-use junction_host::runtime::Runtime;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
@@ -244,12 +241,7 @@ struct Remote {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let quiet_default = matches!(cli.command, Command::Demo { .. } | Command::Plugin { .. });
-    let filter = EnvFilter::try_from_env("JUNCTION_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(if quiet_default { "warn" } else { "info" }));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    junction_host::serve::log_to_stderr(if quiet_default { "warn" } else { "info" });
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -285,27 +277,8 @@ mod cli;
 
 async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load(config_path.as_deref())?;
-    if config.tokens.is_empty() {
-        tracing::warn!("no API tokens are configured: every /v1 endpoint will answer 401");
-    }
-    let runtime = Runtime::open(&config).await?;
-    let _watch = match &config.plugin_dir {
-        Some(dir) => Some(
-            junction_host::watcher::watch(runtime.clone(), dir.clone())
-                .await
-                .with_context(|| format!("watching plugin directory {}", dir.display()))?,
-        ),
-        None => None,
-    };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "junction is serving");
-    let app = junction_host::api::router(runtime, &config);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
-    Ok(())
+    junction_host::serve::run(&config, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
 }
