@@ -35,7 +35,11 @@ impl Connector for Echo {
                 "Writes then reads the key-value store",
                 kv,
             ))
-            .with(Operation::new("fetch", "Performs an HTTP request", fetch))
+            .with(Operation::new(
+                "fetch",
+                "Performs an HTTP request, with the call's idempotency key as `Idempotency-Key`",
+                fetch,
+            ))
             .with(Operation::new("whoami", "Returns the call context", whoami))
             .with(Operation::new(
                 "env",
@@ -150,7 +154,9 @@ struct Fetched {
     headers: BTreeMap<String, String>,
 }
 
-fn fetch(_: &Context, input: Fetch) -> Result<Fetched> {
+/// Sends the call's idempotency key upstream as `Idempotency-Key` (unless the
+/// input names that header itself), the way Stripe-style APIs take it.
+fn fetch(ctx: &Context, input: Fetch) -> Result<Fetched> {
     let method = match input
         .method
         .as_deref()
@@ -167,6 +173,13 @@ fn fetch(_: &Context, input: Fetch) -> Result<Fetched> {
         other => return Err(Error::InvalidInput(format!("unsupported method `{other}`"))),
     };
     let mut request = Request::new(method, input.url);
+    let keyed = input
+        .headers
+        .keys()
+        .any(|name| name.eq_ignore_ascii_case("idempotency-key"));
+    if let Some(key) = ctx.idempotency_key.as_ref().filter(|_| !keyed) {
+        request = request.header("Idempotency-Key", key.as_str());
+    }
     for (name, value) in input.headers {
         request = request.header(name, value);
     }
