@@ -59,11 +59,13 @@
 pub mod hubspot;
 pub mod jira;
 pub mod netsuite;
+pub mod psa;
 pub mod salesforce;
 mod server;
 
 pub use hubspot::HubspotStandin;
 pub use jira::JiraStandin;
 pub use netsuite::NetsuiteStandin;
+pub use psa::PsaStandin;
 pub use salesforce::SalesforceStandin;
 pub use server::{Misbehaviour, RecordedRequest};

@@ -4,7 +4,7 @@
 //! A stand-in (see [`crate::jira`]) builds its `Router` and the error bodies of its API
 //! ([`FaultResponses`]); [`StandinCore`] does the rest.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,10 +12,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -345,6 +346,418 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
+impl StandinCore {
+    /// [`StandinCore::start`] for a stand-in whose router shares one state with its handle:
+    /// `state` builds it from the base URL, `router` serves it, and both come back.
+    pub(crate) async fn start_with_state<S: Send + Sync + 'static>(
+        name: &'static str,
+        responses: impl FaultResponses,
+        state: impl FnOnce(String) -> S,
+        router: impl FnOnce(Arc<S>) -> Router,
+    ) -> anyhow::Result<(StandinCore, Arc<S>)> {
+        let mut built = None;
+        let core = StandinCore::start(name, responses, |base_url| {
+            let state = Arc::new(state(base_url));
+            built = Some(state.clone());
+            router(state)
+        })
+        .await?;
+        let state =
+            built.ok_or_else(|| anyhow::anyhow!("the {name} stand-in router was never built"))?;
+        Ok((core, state))
+    }
+}
+
+/// Implements what every stand-in handle offers — `Debug`, `base_url`, `host`, `requests`,
+/// `misbehave` and `shutdown` — on a struct with a `core: Arc<StandinCore>` field.
+///
+/// `$system` names the API in the docs ("a PSA connector"); `$faults` documents the bodies and
+/// headers the stand-in answers misbehaviours with.
+macro_rules! standin_handle {
+    ($handle:ident, $system:literal, $faults:literal) => {
+        impl std::fmt::Debug for $handle {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($handle))
+                    .field("base_url", &self.core.base_url())
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl $handle {
+            #[doc = concat!(
+                                "The base URL to give ", $system,
+                                ", `http://127.0.0.1:PORT` (no trailing slash)."
+                            )]
+            pub fn base_url(&self) -> String {
+                self.core.base_url()
+            }
+
+            /// The `127.0.0.1:PORT` authority, for outbound-host allowlists.
+            pub fn host(&self) -> String {
+                self.core.host()
+            }
+
+            /// Every request received so far, in arrival order, including refused and
+            /// misbehaved ones.
+            pub fn requests(&self) -> Vec<$crate::RecordedRequest> {
+                self.core.requests()
+            }
+
+            #[doc = concat!(
+                                "Queues `misbehaviour` for the next requests; see [`Misbehaviour`]",
+                                "(crate::Misbehaviour) for the order of play.\n\n", $faults
+                            )]
+            pub fn misbehave(&self, misbehaviour: $crate::Misbehaviour) {
+                self.core.misbehave(misbehaviour);
+            }
+
+            /// Stops the server for every clone and waits until it has stopped. Calling it
+            /// again does nothing.
+            pub async fn shutdown(&self) {
+                self.core.shutdown().await;
+            }
+        }
+    };
+}
+pub(crate) use standin_handle;
+
+/// Adds the `X-RateLimit-*` headers many APIs send with a `429` (`-Limit: limit`,
+/// `-Remaining: 0`, `-Reset`: the Unix second the window reopens) and `Retry-After`.
+pub(crate) fn with_rate_limit_headers(
+    mut response: Response,
+    limit: u32,
+    retry_after_secs: u64,
+) -> Response {
+    let reset = unix_millis(SystemTime::now()) / 1000 + retry_after_secs;
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from(0u32));
+    headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
+    response
+}
+
+/// A request input refused by a stand-in: the field (a JSON member, a query parameter or a
+/// header) and why. Each stand-in renders it in its API's error body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FieldError {
+    pub(crate) field: String,
+    pub(crate) message: String,
+}
+
+impl FieldError {
+    pub(crate) fn new(field: &str, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The body as a JSON object, or why not (the field is empty: the body as a whole).
+pub(crate) fn json_object(body: &[u8]) -> Result<Map<String, Value>, FieldError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(FieldError::new("", "the body must be a JSON object")),
+        Err(e) => Err(FieldError::new(
+            "",
+            format!(
+                "the body is not valid JSON (line {}, column {}): {e}",
+                e.line(),
+                e.column()
+            ),
+        )),
+    }
+}
+
+/// Refuses members of `object` that are not in `known`, naming the first unknown one.
+pub(crate) fn only_known_fields(
+    object: &Map<String, Value>,
+    known: &[&str],
+) -> Result<(), FieldError> {
+    match object.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(unknown) => Err(FieldError::new(
+            unknown,
+            format!("unknown field; the known ones are {}", known.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Member `field` as a non-blank string, trimmed: `Ok(None)` when absent or `null`.
+pub(crate) fn optional_text(
+    object: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<String>, FieldError> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) if !text.trim().is_empty() => Ok(Some(text.trim().to_owned())),
+        Some(Value::String(_)) => Err(FieldError::new(field, "must not be blank")),
+        Some(_) => Err(FieldError::new(field, "must be a string")),
+    }
+}
+
+/// Member `field` as a non-blank string, trimmed.
+pub(crate) fn required_text(
+    object: &Map<String, Value>,
+    field: &str,
+) -> Result<String, FieldError> {
+    optional_text(object, field)?.ok_or_else(|| FieldError::new(field, "is required"))
+}
+
+/// Member `field` as a calendar date `YYYY-MM-DD`: `Ok(None)` when absent or `null`.
+pub(crate) fn optional_date(
+    object: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<String>, FieldError> {
+    let Some(text) = optional_text(object, field)? else {
+        return Ok(None);
+    };
+    if is_calendar_date(&text) {
+        Ok(Some(text))
+    } else {
+        Err(FieldError::new(
+            field,
+            format!("{text:?} is not a date of the form YYYY-MM-DD"),
+        ))
+    }
+}
+
+/// Whether `text` is `YYYY-MM-DD` naming a day that exists (leap years included).
+pub(crate) fn is_calendar_date(text: &str) -> bool {
+    let shape = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    if !shape {
+        return false;
+    }
+    let (Ok(year), Ok(month), Ok(day)) = (
+        text[0..4].parse::<u32>(),
+        text[5..7].parse::<u32>(),
+        text[8..10].parse::<u32>(),
+    ) else {
+        return false;
+    };
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days_in_month).contains(&day)
+}
+
+/// Member `field` as a finite number: `Ok(None)` when absent or `null`.
+pub(crate) fn optional_number(
+    object: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<f64>, FieldError> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value
+            .as_f64()
+            .filter(|n| n.is_finite())
+            .map(Some)
+            .ok_or_else(|| FieldError::new(field, "must be a number")),
+    }
+}
+
+/// Member `field` as an amount of money, `{"amount": number >= 0, "currency": "USD"}` (an ISO
+/// 4217 code, three upper-case letters): `Ok(None)` when absent or `null`. Errors name the
+/// inner member, e.g. `budget.currency`.
+pub(crate) fn optional_money(
+    object: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<Value>, FieldError> {
+    let money = match object.get(field) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(money)) => money,
+        Some(_) => {
+            return Err(FieldError::new(
+                field,
+                "must be an object {\"amount\", \"currency\"}",
+            ));
+        }
+    };
+    let inner = |name: &str| format!("{field}.{name}");
+    only_known_fields(money, &["amount", "currency"])
+        .map_err(|e| FieldError::new(&inner(&e.field), e.message))?;
+    let amount = optional_number(money, "amount")
+        .map_err(|e| FieldError::new(&inner("amount"), e.message))?
+        .ok_or_else(|| FieldError::new(&inner("amount"), "is required"))?;
+    if amount < 0.0 {
+        return Err(FieldError::new(&inner("amount"), "must not be negative"));
+    }
+    let currency = required_text(money, "currency")
+        .map_err(|e| FieldError::new(&inner("currency"), e.message))?;
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(FieldError::new(
+            &inner("currency"),
+            format!("{currency:?} is not an ISO 4217 code such as USD"),
+        ));
+    }
+    Ok(Some(json!({ "amount": amount, "currency": currency })))
+}
+
+/// Query parameter `name` as a whole number of at least `min`: `Ok(None)` when absent.
+pub(crate) fn query_number(
+    query: &HashMap<String, String>,
+    name: &str,
+    min: u64,
+) -> Result<Option<u64>, FieldError> {
+    match query.get(name) {
+        None => Ok(None),
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= min)
+            .map(Some)
+            .ok_or_else(|| {
+                FieldError::new(
+                    name,
+                    format!("{text:?} is not a whole number of at least {min}"),
+                )
+            }),
+    }
+}
+
+/// A lifecycle: which status may follow which. A status may always be set to itself (a retried
+/// request changes nothing).
+pub(crate) struct Lifecycle {
+    /// `(from, to)` pairs.
+    pub(crate) moves: &'static [(&'static str, &'static str)],
+}
+
+impl Lifecycle {
+    /// Whether `name` is a status of this lifecycle.
+    pub(crate) fn knows(&self, name: &str) -> bool {
+        self.moves
+            .iter()
+            .any(|(from, to)| *from == name || *to == name)
+    }
+
+    /// Checks the move of `field` from `from` to `to`, naming the moves allowed from `from`.
+    pub(crate) fn check(&self, field: &str, from: &str, to: &str) -> Result<(), FieldError> {
+        if !self.knows(to) {
+            let mut all: Vec<&str> = self.moves.iter().flat_map(|(a, b)| [*a, *b]).collect();
+            all.sort_unstable();
+            all.dedup();
+            return Err(FieldError::new(
+                field,
+                format!(
+                    "{to:?} is not a status; the statuses are {}",
+                    all.join(", ")
+                ),
+            ));
+        }
+        if from == to || self.moves.contains(&(from, to)) {
+            return Ok(());
+        }
+        let allowed: Vec<&str> = self
+            .moves
+            .iter()
+            .filter(|(a, _)| *a == from)
+            .map(|(_, b)| *b)
+            .collect();
+        let allowed = if allowed.is_empty() {
+            format!("{from} is final")
+        } else {
+            format!("from {from} it can move to {}", allowed.join(", "))
+        };
+        Err(FieldError::new(
+            field,
+            format!("cannot move from {from} to {to}: {allowed}"),
+        ))
+    }
+}
+
+/// Makes creates with an `Idempotency-Key` header safe to retry, as Stripe defines it: the
+/// first successful (2xx) answer to a key is kept, and a later request with the same key,
+/// method, path and body gets that answer again with `Idempotent-Replayed: true` without being
+/// handled. The same key with another request is refused with the stand-in's `reused` answer.
+/// Failed answers are not kept, so a key can be retried after an error. Requests with a key are
+/// handled one at a time, so two concurrent retries cannot both create.
+pub(crate) struct IdempotencyKeys {
+    answers: tokio::sync::Mutex<HashMap<String, KeptAnswer>>,
+    reused: fn(&str) -> Response,
+}
+
+/// The header whose value makes a create idempotent.
+pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+struct KeptAnswer {
+    request: (String, String, Bytes),
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+}
+
+impl IdempotencyKeys {
+    pub(crate) fn new(reused: fn(&str) -> Response) -> IdempotencyKeys {
+        IdempotencyKeys {
+            answers: tokio::sync::Mutex::new(HashMap::new()),
+            reused,
+        }
+    }
+}
+
+/// The middleware of [`IdempotencyKeys`]; only `POST` requests are concerned.
+pub(crate) async fn honour_idempotency_key(
+    State(keys): State<Arc<IdempotencyKeys>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let key = request
+        .headers()
+        .get(IDEMPOTENCY_KEY)
+        .map(|k| String::from_utf8_lossy(k.as_bytes()).into_owned());
+    let Some(key) = key.filter(|_| request.method() == axum::http::Method::POST) else {
+        return next.run(request).await;
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let fingerprint = (
+        parts.method.to_string(),
+        parts.uri.path().to_owned(),
+        body.clone(),
+    );
+    let mut answers = keys.answers.lock().await;
+    if let Some(kept) = answers.get(&key) {
+        if kept.request != fingerprint {
+            return (keys.reused)(&key);
+        }
+        let mut response = (kept.status, kept.headers.clone(), kept.body.clone()).into_response();
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        return response;
+    }
+    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    if !response.status().is_success() {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    answers.insert(
+        key,
+        KeptAnswer {
+            request: fingerprint,
+            status: parts.status,
+            headers: parts.headers.clone(),
+            body: body.clone(),
+        },
+    );
+    Response::from_parts(parts, Body::from(body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,6 +785,52 @@ mod tests {
         fn unauthorized(&self) -> Response {
             StatusCode::UNAUTHORIZED.into_response()
         }
+    }
+
+    #[test]
+    fn calendar_dates_must_exist() {
+        for good in ["2024-02-29", "2000-02-29", "2023-12-31", "1999-01-01"] {
+            assert!(is_calendar_date(good), "{good}");
+        }
+        for bad in [
+            "2023-02-29",
+            "1900-02-29",
+            "2024-04-31",
+            "2024-13-01",
+            "2024-00-10",
+            "2024-01-00",
+            "2024-1-01",
+            "2024/01/01",
+            "2024-01-01T00:00:00Z",
+            "+024-01-01",
+        ] {
+            assert!(!is_calendar_date(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lifecycles_allow_listed_moves_and_name_the_others() {
+        let lifecycle = Lifecycle {
+            moves: &[("draft", "sent"), ("sent", "done")],
+        };
+        assert!(lifecycle.check("status", "draft", "sent").is_ok());
+        assert!(lifecycle.check("status", "done", "done").is_ok());
+        let skipped = lifecycle.check("status", "draft", "done").unwrap_err();
+        assert_eq!(skipped.field, "status");
+        assert_eq!(
+            skipped.message,
+            "cannot move from draft to done: from draft it can move to sent"
+        );
+        let back = lifecycle.check("status", "done", "draft").unwrap_err();
+        assert_eq!(
+            back.message,
+            "cannot move from done to draft: done is final"
+        );
+        let unknown = lifecycle.check("state", "draft", "lost").unwrap_err();
+        assert_eq!(
+            unknown.message,
+            "\"lost\" is not a status; the statuses are done, draft, sent"
+        );
     }
 
     #[test]
