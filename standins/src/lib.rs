@@ -58,6 +58,7 @@
 
 pub mod hubspot;
 pub mod jira;
+pub mod ledger;
 pub mod netsuite;
 pub mod psa;
 pub mod salesforce;
@@ -65,6 +66,7 @@ mod server;
 
 pub use hubspot::HubspotStandin;
 pub use jira::JiraStandin;
+pub use ledger::LedgerStandin;
 pub use netsuite::NetsuiteStandin;
 pub use psa::PsaStandin;
 pub use salesforce::SalesforceStandin;
