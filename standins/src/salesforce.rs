@@ -19,8 +19,11 @@
 //! whose name ends in `External_Id__c` is a unique external-ID field: it can address an upsert,
 //! and a second record with the same value is `DUPLICATE_VALUE`.
 //!
-//! SOQL is the subset `SELECT f1, f2 FROM Type [WHERE f = 'v' [AND g = 'w' ...]] [LIMIT n]`,
-//! keywords and field names in any case, text compared case-insensitively as SOQL does. Pages
+//! SOQL is the subset `SELECT f1, f2 FROM Type [WHERE f op v [AND ...]] [ORDER BY f [ASC|DESC]]
+//! [LIMIT n]`, `op` one of `= != < <= > >=` and `v` a quoted text, a number, `true`, `false`,
+//! `null` or a UTC datetime (`2024-05-01T09:30:00Z`); keywords and field names in any case, text
+//! compared case-insensitively as SOQL does, datetimes by time. `Id`, `CreatedDate`,
+//! `LastModifiedDate` and `SystemModstamp` can be selected, filtered and sorted on. Pages
 //! hold 2000 records, fewer when asked with `Sforce-Query-Options: batchSize=N` or
 //! [`SalesforceStandin::set_query_batch_size`].
 //!
@@ -266,10 +269,19 @@ impl SObject {
         Value::Object(object)
     }
 
-    /// The value of `field`, its name in any case.
+    /// The value of `field`, its name in any case; the system fields `Id`, `CreatedDate`,
+    /// `LastModifiedDate` and `SystemModstamp` included.
     fn field(&self, name: &str) -> Option<(String, Value)> {
-        if name.eq_ignore_ascii_case("Id") {
-            return Some(("Id".into(), json!(self.id)));
+        let system = [
+            ("Id", &self.id),
+            ("CreatedDate", &self.created),
+            ("LastModifiedDate", &self.modified),
+            ("SystemModstamp", &self.modified),
+        ];
+        if let Some((system_name, value)) =
+            system.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            return Some(((*system_name).into(), json!(value)));
         }
         self.fields
             .iter()
@@ -815,8 +827,41 @@ fn upsert(store: &mut Store, kind: &str, field: &str, value: &str, body: &[u8]) 
 struct Soql {
     fields: Vec<String>,
     kind: String,
-    conditions: Vec<(String, Value)>,
+    conditions: Vec<Condition>,
+    order_by: Option<(String, bool)>,
     limit: Option<usize>,
+}
+
+/// `field op literal` in a `WHERE` clause.
+#[derive(Debug, PartialEq)]
+struct Condition {
+    field: String,
+    op: Comparison,
+    literal: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Comparison {
+    Equal,
+    NotEqual,
+    Less,
+    LessOrEqual,
+    Greater,
+    GreaterOrEqual,
+}
+
+impl Comparison {
+    fn holds(self, ordering: Option<std::cmp::Ordering>) -> bool {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        match (self, ordering) {
+            (Comparison::Equal, o) => o == Some(Equal),
+            (Comparison::NotEqual, o) => o != Some(Equal),
+            (Comparison::Less, o) => o == Some(Less),
+            (Comparison::LessOrEqual, o) => matches!(o, Some(Less | Equal)),
+            (Comparison::Greater, o) => o == Some(Greater),
+            (Comparison::GreaterOrEqual, o) => matches!(o, Some(Greater | Equal)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -824,7 +869,7 @@ enum Token {
     Word(String),
     Text(String),
     Comma,
-    Equals,
+    Compare(Comparison),
 }
 
 fn tokenize(soql: &str) -> Result<Vec<Token>, String> {
@@ -839,9 +884,18 @@ fn tokenize(soql: &str) -> Result<Vec<Token>, String> {
                 chars.next();
                 tokens.push(Token::Comma);
             }
-            '=' => {
+            '=' | '!' | '<' | '>' => {
                 chars.next();
-                tokens.push(Token::Equals);
+                let or_equal = chars.next_if_eq(&'=').is_some();
+                tokens.push(Token::Compare(match (c, or_equal) {
+                    ('=', false) => Comparison::Equal,
+                    ('!', true) => Comparison::NotEqual,
+                    ('<', false) => Comparison::Less,
+                    ('<', true) => Comparison::LessOrEqual,
+                    ('>', false) => Comparison::Greater,
+                    ('>', true) => Comparison::GreaterOrEqual,
+                    _ => return Err(format!("unexpected token: '{c}'")),
+                }));
             }
             '\'' => {
                 chars.next();
@@ -862,8 +916,9 @@ fn tokenize(soql: &str) -> Result<Vec<Token>, String> {
             }
             c if c.is_alphanumeric() || c == '_' || c == '.' || c == '-' => {
                 let mut word = String::new();
+                // `:` and `+` appear in datetime literals, `2024-05-01T09:30:00+00:00`.
                 while let Some(&c) = chars.peek() {
-                    if c.is_alphanumeric() || c == '_' || c == '.' || c == '-' {
+                    if c.is_alphanumeric() || "_.-:+".contains(c) {
                         word.push(c);
                         chars.next();
                     } else {
@@ -913,7 +968,7 @@ fn parse_soql(soql: &str) -> Result<Soql, String> {
     if is_keyword(tokens.get(at), "WHERE") {
         at += 1;
         loop {
-            let (Some(Token::Word(field)), Some(Token::Equals), Some(value)) =
+            let (Some(Token::Word(field)), Some(Token::Compare(op)), Some(value)) =
                 (tokens.get(at), tokens.get(at + 1), tokens.get(at + 2))
             else {
                 return Err("expecting a condition field = value".into());
@@ -923,13 +978,18 @@ fn parse_soql(soql: &str) -> Result<Soql, String> {
                 Token::Word(w) if w.eq_ignore_ascii_case("null") => Value::Null,
                 Token::Word(w) if w.eq_ignore_ascii_case("true") => json!(true),
                 Token::Word(w) if w.eq_ignore_ascii_case("false") => json!(false),
+                Token::Word(w) if datetime_key(w).is_some() => json!(w),
                 Token::Word(w) => match w.parse::<f64>() {
                     Ok(n) => json!(n),
                     Err(_) => return Err(format!("unexpected value: {w}")),
                 },
                 _ => return Err("expecting a value".into()),
             };
-            conditions.push((field.clone(), value));
+            conditions.push(Condition {
+                field: field.clone(),
+                op: *op,
+                literal: value,
+            });
             at += 3;
             if is_keyword(tokens.get(at), "AND") {
                 at += 1;
@@ -937,6 +997,20 @@ fn parse_soql(soql: &str) -> Result<Soql, String> {
                 break;
             }
         }
+    }
+    let mut order_by = None;
+    if is_keyword(tokens.get(at), "ORDER") {
+        let (true, Some(Token::Word(field))) =
+            (is_keyword(tokens.get(at + 1), "BY"), tokens.get(at + 2))
+        else {
+            return Err("expecting ORDER BY field".into());
+        };
+        at += 3;
+        let descending = is_keyword(tokens.get(at), "DESC");
+        if descending || is_keyword(tokens.get(at), "ASC") {
+            at += 1;
+        }
+        order_by = Some((field.clone(), descending));
     }
     let mut limit = None;
     if is_keyword(tokens.get(at), "LIMIT") {
@@ -958,18 +1032,50 @@ fn parse_soql(soql: &str) -> Result<Soql, String> {
         fields,
         kind: kind.clone(),
         conditions,
+        order_by,
         limit,
     })
 }
 
-/// Whether a stored value equals a SOQL literal; text compares case-insensitively.
-fn soql_equal(stored: Option<&Value>, literal: &Value) -> bool {
-    match (stored, literal) {
-        (None | Some(Value::Null), Value::Null) => true,
-        (Some(Value::String(a)), Value::String(b)) => a.eq_ignore_ascii_case(b),
-        (Some(Value::Number(a)), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (Some(a), b) => a == b,
-        (None, _) => false,
+/// A UTC datetime (`2024-05-01T09:30:00Z`, `2024-05-01T09:30:00.000+0000`, `...+00:00`) as
+/// its seconds and milliseconds, which order it; `None` for anything else.
+fn datetime_key(text: &str) -> Option<(&str, u32)> {
+    let seconds = text.get(..19)?;
+    let shape = seconds.bytes().enumerate().all(|(i, b)| match i {
+        4 | 7 => b == b'-',
+        10 => b == b'T',
+        13 | 16 => b == b':',
+        _ => b.is_ascii_digit(),
+    });
+    let rest = &text[19..];
+    let (fraction, zone) = match rest.strip_prefix('.') {
+        Some(after) => after.split_at(
+            after
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(after.len()),
+        ),
+        None => ("", rest),
+    };
+    if !shape || fraction.len() > 3 || !matches!(zone, "Z" | "+0000" | "+00:00") {
+        return None;
+    }
+    Some((seconds, format!("{fraction:0<3}").parse().ok()?))
+}
+
+/// How a stored value compares with a SOQL literal: text case-insensitively (datetimes by
+/// time), numbers by value, null before everything; `None` when they do not compare.
+fn soql_compare(stored: Option<&Value>, literal: &Value) -> Option<std::cmp::Ordering> {
+    use std::cmp::Ordering;
+    match (stored.unwrap_or(&Value::Null), literal) {
+        (Value::Null, Value::Null) => Some(Ordering::Equal),
+        (Value::Null, _) => Some(Ordering::Less),
+        (_, Value::Null) => Some(Ordering::Greater),
+        (Value::String(a), Value::String(b)) => match (datetime_key(a), datetime_key(b)) {
+            (Some(a), Some(b)) => Some(a.cmp(&b)),
+            _ => Some(a.to_lowercase().cmp(&b.to_lowercase())),
+        },
+        (Value::Number(a), Value::Number(b)) => a.as_f64()?.partial_cmp(&b.as_f64()?),
+        (a, b) => (a == b).then_some(Ordering::Equal),
     }
 }
 
@@ -997,13 +1103,31 @@ fn run_query(store: &mut Store, context: &Context<'_>, soql: &str) -> Reply {
             &[],
         );
     }
-    let matching = store.records.iter().filter(|r| {
-        r.kind.eq_ignore_ascii_case(&query.kind)
-            && query.conditions.iter().all(|(field, literal)| {
-                soql_equal(r.field(field).map(|(_, v)| v).as_ref(), literal)
-            })
-    });
+    let value_of = |r: &SObject, field: &str| r.field(field).map(|(_, v)| v);
+    let mut matching: Vec<&SObject> = store
+        .records
+        .iter()
+        .filter(|r| {
+            r.kind.eq_ignore_ascii_case(&query.kind)
+                && query.conditions.iter().all(|c| {
+                    c.op.holds(soql_compare(value_of(r, &c.field).as_ref(), &c.literal))
+                })
+        })
+        .collect();
+    if let Some((field, descending)) = &query.order_by {
+        matching.sort_by(|a, b| {
+            let b_value = value_of(b, field).unwrap_or(Value::Null);
+            let ordering = soql_compare(value_of(a, field).as_ref(), &b_value)
+                .unwrap_or(std::cmp::Ordering::Equal);
+            if *descending {
+                ordering.reverse()
+            } else {
+                ordering
+            }
+        });
+    }
     let rows: Vec<Value> = matching
+        .into_iter()
         .take(query.limit.unwrap_or(usize::MAX))
         .map(|r| {
             let mut row = Map::new();
@@ -1246,19 +1370,49 @@ mod tests {
     #[test]
     fn parses_the_soql_subset() {
         let query = parse_soql(
-            "select Id, Name FROM Account where Name = 'O\\'Brien & Co' and Rating = 3 LIMIT 5",
+            "select Id, Name FROM Account where Name = 'O\\'Brien & Co' and Rating >= 3 \
+             AND LastModifiedDate < 2024-05-01T09:30:00Z order by Name desc LIMIT 5",
         );
+        let condition = |field: &str, op, literal| Condition {
+            field: field.into(),
+            op,
+            literal,
+        };
         assert_eq!(
             query,
             Ok(Soql {
                 fields: vec!["Id".into(), "Name".into()],
                 kind: "Account".into(),
                 conditions: vec![
-                    ("Name".into(), json!("O'Brien & Co")),
-                    ("Rating".into(), json!(3.0))
+                    condition("Name", Comparison::Equal, json!("O'Brien & Co")),
+                    condition("Rating", Comparison::GreaterOrEqual, json!(3.0)),
+                    condition(
+                        "LastModifiedDate",
+                        Comparison::Less,
+                        json!("2024-05-01T09:30:00Z")
+                    ),
                 ],
+                order_by: Some(("Name".into(), true)),
                 limit: Some(5),
             })
+        );
+        let ops = parse_soql("SELECT Id FROM Account WHERE A != 1 AND B > 2 AND C <= 3 ORDER BY A")
+            .map(|q| {
+                (
+                    q.conditions.iter().map(|c| c.op).collect::<Vec<_>>(),
+                    q.order_by,
+                )
+            });
+        assert_eq!(
+            ops,
+            Ok((
+                vec![
+                    Comparison::NotEqual,
+                    Comparison::Greater,
+                    Comparison::LessOrEqual
+                ],
+                Some(("A".into(), false))
+            ))
         );
         for malformed in [
             "",
@@ -1267,11 +1421,29 @@ mod tests {
             "SELECT Id FROM",
             "SELECT Id FROM Account WHERE Name",
             "SELECT Id FROM Account WHERE Name = 'open",
-            "SELECT Id FROM Account ORDER BY Name",
+            "SELECT Id FROM Account WHERE Name ! 'x'",
+            "SELECT Id FROM Account ORDER Name",
+            "SELECT Id FROM Account WHERE CreatedDate > 2024-05-01",
             "SELECT Id FROM Account LIMIT many",
         ] {
             assert!(parse_soql(malformed).is_err(), "{malformed}");
         }
+    }
+
+    #[test]
+    fn datetimes_compare_by_time_whatever_their_notation() {
+        use std::cmp::Ordering;
+        let stored = json!("2024-05-01T09:30:00.250+0000");
+        let at = |literal: &str| soql_compare(Some(&stored), &json!(literal));
+        assert_eq!(at("2024-05-01T09:30:00Z"), Some(Ordering::Greater));
+        assert_eq!(at("2024-05-01T09:30:00.25+00:00"), Some(Ordering::Equal));
+        assert_eq!(at("2024-05-01T09:30:01Z"), Some(Ordering::Less));
+        assert_eq!(datetime_key("2024-05-01T09:30:00+0200"), None);
+        assert_eq!(
+            soql_compare(Some(&json!("acme")), &json!("ACME")),
+            Some(Ordering::Equal)
+        );
+        assert_eq!(soql_compare(None, &json!(1)), Some(Ordering::Less));
     }
 
     #[test]
