@@ -274,6 +274,63 @@ impl Operation {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// An operation called `read` that runs the connector's
+    /// [`Connector::read`]: input `{"stream", "cursor"?}`, output
+    /// `{"records": [...], "next_cursor", "done"}`. Flows call operations, so
+    /// this is how a flow step pages through a stream; it is idempotent, as a
+    /// read is.
+    pub fn read<C: Connector>() -> Self {
+        Operation::new(
+            "read",
+            "Reads the next page of a stream after a cursor (from the start without one)",
+            |ctx: &Context, input: ReadInput| {
+                PageOutput::try_from(C::read(ctx, &input.stream, input.cursor)?)
+            },
+        )
+        .idempotent()
+    }
+}
+
+/// Input of the operation [`Operation::read`] makes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, JsonSchema)]
+pub struct ReadInput {
+    /// The stream's name, one of those the connector documents.
+    pub stream: String,
+    /// The `next_cursor` of the previous page; absent to read from the start.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// A [`Page`] as the output of the operation [`Operation::read`] makes.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct PageOutput {
+    /// The page's records.
+    pub records: Vec<serde_json::Value>,
+    /// The cursor to read the next page with; `None` when the stream has no
+    /// position to resume from.
+    pub next_cursor: Option<String>,
+    /// True when the stream has no more records for now.
+    pub done: bool,
+}
+
+impl TryFrom<Page> for PageOutput {
+    type Error = Error;
+
+    /// Fails with [`Error::Internal`] when a record is not JSON.
+    fn try_from(page: Page) -> Result<Self> {
+        let records = page
+            .records
+            .iter()
+            .map(|r| serde_json::from_str(r))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::Internal(format!("a record of the page is not JSON: {e}")))?;
+        Ok(PageOutput {
+            records,
+            next_cursor: page.next_cursor,
+            done: page.done,
+        })
+    }
 }
 
 impl std::fmt::Debug for Operation {
@@ -781,6 +838,61 @@ mod tests {
         let output: Value = serde_json::from_str(&add.output_schema).expect("schema is JSON");
         assert_eq!(output["properties"]["sum"]["type"], "integer");
         assert_eq!(info.operations[1].undo.as_deref(), Some("add"));
+    }
+
+    struct Numbers;
+
+    impl Connector for Numbers {
+        fn operations() -> Operations {
+            Operations::new().with(Operation::read::<Numbers>())
+        }
+
+        /// Stream `numbers`: 1 to 5, two a page; the cursor is the next number.
+        fn read(_: &Context, stream: &str, cursor: Option<String>) -> Result<Page> {
+            if stream != "numbers" {
+                return Err(Error::InvalidInput(format!("no stream `{stream}`")));
+            }
+            let from: u32 = cursor
+                .as_deref()
+                .unwrap_or("1")
+                .parse()
+                .map_err(|_| Error::InvalidInput("the cursor is not a number".into()))?;
+            let records: Vec<u32> = (from..=5).take(2).collect();
+            let next = from + 2;
+            Page::from_records(&records, (next <= 5).then(|| next.to_string()), next > 5)
+        }
+    }
+
+    #[test]
+    fn read_operation_pages_through_the_connectors_streams() {
+        let ops = Numbers::operations();
+        let ctx = Context::default();
+        let read = |input: Value| -> Result<Value> {
+            let output = ops.invoke(&ctx, "read", &input.to_string())?;
+            Ok(serde_json::from_str(&output).expect("output is JSON"))
+        };
+        assert_eq!(
+            read(json!({"stream": "numbers"})),
+            Ok(json!({"records": [1, 2], "next_cursor": "3", "done": false}))
+        );
+        assert_eq!(
+            read(json!({"stream": "numbers", "cursor": "5"})),
+            Ok(json!({"records": [5], "next_cursor": null, "done": true}))
+        );
+        assert!(matches!(
+            read(json!({"stream": "letters"})),
+            Err(Error::InvalidInput(m)) if m.contains("letters")
+        ));
+        assert!(matches!(read(json!({})), Err(Error::InvalidInput(m)) if m.contains("`stream`")));
+        assert!(ops.get("read").expect("defined").idempotent);
+        let broken = Page {
+            records: vec!["{".into()],
+            ..Page::default()
+        };
+        assert!(matches!(
+            PageOutput::try_from(broken),
+            Err(Error::Internal(_))
+        ));
     }
 
     struct Renamed;

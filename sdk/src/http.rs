@@ -144,6 +144,19 @@ pub struct Response {
 }
 
 impl Response {
+    /// A response with `status`, `headers` and `body`, e.g. to unit-test how
+    /// a connector maps its system's answers.
+    pub fn new(status: u16, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> Self {
+        Response {
+            status,
+            headers: headers
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            body: body.into(),
+        }
+    }
+
     /// True for a 2xx status.
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
@@ -210,6 +223,29 @@ impl Response {
             _ => Error::Internal(message),
         })
     }
+}
+
+/// `text` percent-encoded for use as one path segment or one query value:
+/// every byte but the RFC 3986 unreserved characters (`A-Z a-z 0-9 - . _ ~`)
+/// becomes `%XX`, so `/`, `?`, `&`, `=`, `+`, `#` and spaces cannot change
+/// what the URL addresses.
+///
+/// ```
+/// use junction_sdk::http::encode_component;
+/// assert_eq!(encode_component("SELECT Id FROM Account"), "SELECT%20Id%20FROM%20Account");
+/// assert_eq!(encode_component("a/b?c=d&e"), "a%2Fb%3Fc%3Dd%26e");
+/// ```
+pub fn encode_component(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
 }
 
 /// The parts of an absolute URL that `wasi:http` wants separately.
@@ -498,14 +534,19 @@ mod tests {
     }
 
     fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
-        Response {
-            status,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        }
+        Response::new(status, headers, body)
+    }
+
+    #[test]
+    fn encode_component_keeps_only_unreserved_characters() {
+        assert_eq!(encode_component("Abc-1.2_3~"), "Abc-1.2_3~");
+        assert_eq!(
+            encode_component("eid:CRM 42/x?y=1&z=+#"),
+            "eid%3ACRM%2042%2Fx%3Fy%3D1%26z%3D%2B%23"
+        );
+        assert_eq!(encode_component("'Closed Won'"), "%27Closed%20Won%27");
+        assert_eq!(encode_component("é"), "%C3%A9");
+        assert_eq!(encode_component(""), "");
     }
 
     #[test]
@@ -553,6 +594,9 @@ mod tests {
         );
         assert!(matches!(case(503, &[]), Err(Error::Unavailable(m)) if m.contains("503")));
         assert!(matches!(case(302, &[]), Err(Error::Internal(_))));
+        let built = Response::new(201, &[("Location", "/x/1")], "{}");
+        assert_eq!(built.header("location"), Some("/x/1"));
+        assert_eq!(built.body, b"{}");
     }
 
     #[test]

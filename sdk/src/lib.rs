@@ -59,6 +59,7 @@ pub mod canonical;
 pub mod config;
 mod error;
 pub mod log;
+pub mod time;
 
 #[cfg(feature = "connector")]
 mod connector;
@@ -73,7 +74,8 @@ pub mod wit;
 
 #[cfg(feature = "connector")]
 pub use connector::{
-    Connector, Context, Event, Operation, Operations, Page, Trigger, WebhookRequest,
+    Connector, Context, Event, Operation, Operations, Page, PageOutput, ReadInput, Trigger,
+    WebhookRequest,
 };
 pub use error::{Error, Result};
 #[cfg(feature = "transform")]
