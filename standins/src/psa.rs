@@ -62,16 +62,16 @@ use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::server::{
-    FaultResponses, FieldError, IdempotencyKeys, Lifecycle, StandinCore, has_bearer_token,
+    FaultResponses, FieldError, IdempotencyKeys, Lifecycle, StandinCore, behind_authorization,
     honour_idempotency_key, json_object, lock, only_known_fields, optional_date, optional_money,
     optional_number, optional_text, query_number, required_text, rfc3339_millis, standin_handle,
     with_rate_limit_headers,
@@ -349,6 +349,59 @@ fn to_values<T: Serialize>(records: &[T]) -> Vec<Value> {
     records.iter().map(to_value).collect()
 }
 
+/// What the generic handlers need to know of a stored record.
+trait Record: Serialize {
+    const KIND: Kind;
+    fn id(&self) -> &str;
+    /// The project the record belongs to, for records that belong to one.
+    fn project_id(&self) -> Option<&str> {
+        None
+    }
+}
+
+macro_rules! record {
+    ($type:ty, $kind:expr, $($project:ident)?) => {
+        impl Record for $type {
+            const KIND: Kind = $kind;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            $(fn project_id(&self) -> Option<&str> {
+                Some(&self.$project)
+            })?
+        }
+    };
+}
+
+record!(Role, Kind::Role, project_id);
+record!(Person, Kind::Person,);
+record!(Assignment, Kind::Assignment, project_id);
+record!(TimeEntry, Kind::TimeEntry, project_id);
+
+/// The record with `id`, or `404`.
+fn one<T: Record>(records: &[T], id: &str) -> Response {
+    match records.iter().find(|r| r.id() == id) {
+        Some(record) => axum::Json(to_value(record)).into_response(),
+        None => not_found(T::KIND, id),
+    }
+}
+
+/// A page of the `records` of project `project_id`, or `404` when there is no such project.
+fn page_of_project<T: Record>(
+    store: &Store,
+    records: &[T],
+    project_id: &str,
+    query: &HashMap<String, String>,
+) -> Result<(StatusCode, Value), Response> {
+    store.project(project_id)?;
+    let matching: Vec<Value> = records
+        .iter()
+        .filter(|r| r.project_id() == Some(project_id))
+        .map(to_value)
+        .collect();
+    Ok((StatusCode::OK, page(matching, query)?))
+}
+
 fn now() -> String {
     rfc3339_millis(SystemTime::now())
 }
@@ -470,28 +523,12 @@ fn router(state: Arc<PsaState>) -> Router {
             "/time_entries/{id}",
             get(get_time_entry).patch(update_time_entry),
         );
-    Router::new()
+    let router = Router::new()
         .nest(API_PATH, api)
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(keys, honour_idempotency_key))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_bearer,
-        ))
-        .with_state(state)
-}
-
-async fn require_bearer(
-    State(state): State<Arc<PsaState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if has_bearer_token(request.headers(), &state.token) {
-        next.run(request).await
-    } else {
-        unauthorized()
-    }
+        .layer(middleware::from_fn_with_state(keys, honour_idempotency_key));
+    behind_authorization(router, "Bearer", &state.token, unauthorized).with_state(state)
 }
 
 async fn route_not_found() -> Response {
@@ -871,15 +908,7 @@ async fn list_roles(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let store = lock(&state.store);
-    answer(store.project(&project_id).and_then(|_| {
-        let roles: Vec<Value> = store
-            .roles
-            .iter()
-            .filter(|r| r.project_id == project_id)
-            .map(to_value)
-            .collect();
-        Ok((StatusCode::OK, page(roles, &query)?))
-    }))
+    answer(page_of_project(&store, &store.roles, &project_id, &query))
 }
 
 fn assignment_input(body: &Bytes) -> Result<(String, String, Option<f64>), FieldError> {
@@ -955,23 +984,16 @@ async fn list_assignments(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let store = lock(&state.store);
-    answer(store.project(&project_id).and_then(|_| {
-        let assignments: Vec<Value> = store
-            .assignments
-            .iter()
-            .filter(|a| a.project_id == project_id)
-            .map(to_value)
-            .collect();
-        Ok((StatusCode::OK, page(assignments, &query)?))
-    }))
+    answer(page_of_project(
+        &store,
+        &store.assignments,
+        &project_id,
+        &query,
+    ))
 }
 
 async fn get_assignment(State(state): State<Arc<PsaState>>, Path(id): Path<String>) -> Response {
-    let store = lock(&state.store);
-    match store.assignments.iter().find(|a| a.id == id) {
-        Some(assignment) => axum::Json(to_value(assignment)).into_response(),
-        None => not_found(Kind::Assignment, &id),
-    }
+    one(&lock(&state.store).assignments, &id)
 }
 
 async fn delete_assignment(State(state): State<Arc<PsaState>>, Path(id): Path<String>) -> Response {
@@ -1004,11 +1026,7 @@ async fn list_people(
 }
 
 async fn get_person(State(state): State<Arc<PsaState>>, Path(id): Path<String>) -> Response {
-    let store = lock(&state.store);
-    match store.people.iter().find(|p| p.id == id) {
-        Some(person) => axum::Json(to_value(person)).into_response(),
-        None => not_found(Kind::Person, &id),
-    }
+    one(&lock(&state.store).people, &id)
 }
 
 const TIME_ENTRY_FIELDS: &[&str] = &[
@@ -1206,11 +1224,7 @@ async fn update_time_entry(
 }
 
 async fn get_time_entry(State(state): State<Arc<PsaState>>, Path(id): Path<String>) -> Response {
-    let store = lock(&state.store);
-    match store.time_entries.iter().find(|e| e.id == id) {
-        Some(entry) => axum::Json(to_value(entry)).into_response(),
-        None => not_found(Kind::TimeEntry, &id),
-    }
+    one(&lock(&state.store).time_entries, &id)
 }
 
 async fn list_time_entries(
