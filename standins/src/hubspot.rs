@@ -12,6 +12,7 @@
 //! | `PATCH /{id}` `{"properties"}` | `200` the object; `400`, `404` |
 //! | `POST /search` `{"filterGroups","properties","limit","after"}` | `200 {"total","results","paging"}` |
 //! | `POST /batch/create` `{"inputs":[{"properties"}]}` | `201 {"status":"COMPLETE","results",...}`; `400`, nothing created |
+//! | `POST /batch/read` `{"inputs":[{"id"}],"properties"}` | `200 {"status":"COMPLETE","results",...}`; `207` with `"errors"` naming the ids not found |
 //!
 //! An object is `{"id","properties","createdAt","updatedAt","archived":false}`. Search filters
 //! within a group must all hold and any group may match; the operators are `EQ`, `NEQ` and
@@ -357,6 +358,7 @@ fn router(state: Arc<HubspotState>) -> Router {
             "/crm/v3/objects/{object_type}/batch/create",
             post(batch_create),
         )
+        .route("/crm/v3/objects/{object_type}/batch/read", post(batch_read))
         .route(
             "/crm/v3/objects/{object_type}/{id}",
             get(get_object).patch(update),
@@ -726,6 +728,22 @@ async fn search(
     axum::Json(page).into_response()
 }
 
+/// The `inputs` of a batch request, at most [`MAX_BATCH`] of them.
+fn batch_inputs(request: &Value) -> Result<&Vec<Value>, Response> {
+    let Some(inputs) = request.get("inputs").and_then(Value::as_array) else {
+        return Err(validation_error(
+            "Invalid input JSON: \"inputs\" is required",
+        ));
+    };
+    if inputs.len() > MAX_BATCH {
+        return Err(validation_error(&format!(
+            "Batch input size {} exceeds the maximum of {MAX_BATCH}",
+            inputs.len()
+        )));
+    }
+    Ok(inputs)
+}
+
 async fn batch_create(
     State(state): State<Arc<HubspotState>>,
     Path(object_type_name): Path<String>,
@@ -734,17 +752,7 @@ async fn batch_create(
     let started_at = rfc3339_millis(SystemTime::now());
     let created = object_type(&object_type_name).and_then(|kind| {
         let request = parse_json(&body)?;
-        let Some(inputs) = request.get("inputs").and_then(Value::as_array) else {
-            return Err(validation_error(
-                "Invalid input JSON: \"inputs\" is required",
-            ));
-        };
-        if inputs.len() > MAX_BATCH {
-            return Err(validation_error(&format!(
-                "Batch input size {} exceeds the maximum of {MAX_BATCH}",
-                inputs.len()
-            )));
-        }
+        let inputs = batch_inputs(&request)?;
         let mut all_properties = Vec::with_capacity(inputs.len());
         for input in inputs {
             let properties = input_properties(input)?;
@@ -773,6 +781,80 @@ async fn batch_create(
             .into_response(),
         Err(response) => response,
     }
+}
+
+async fn batch_read(
+    State(state): State<Arc<HubspotState>>,
+    Path(object_type_name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let started_at = rfc3339_millis(SystemTime::now());
+    let read = object_type(&object_type_name).and_then(|kind| {
+        let request = parse_json(&body)?;
+        let inputs = batch_inputs(&request)?;
+        let only: Option<Vec<String>> =
+            request
+                .get("properties")
+                .and_then(Value::as_array)
+                .map(|p| {
+                    p.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                });
+        let store = lock(&state.store);
+        let mut results = Vec::new();
+        let mut missing = Vec::new();
+        for input in inputs {
+            let id = match input.get("id") {
+                Some(Value::String(id)) => id.clone(),
+                Some(other) => other.to_string(),
+                None => {
+                    return Err(validation_error(
+                        "Invalid input JSON: each input needs an \"id\"",
+                    ));
+                }
+            };
+            match find(&store, kind, &id) {
+                Some(index) => results.push(store.objects[index].to_json(only.as_deref())),
+                None => missing.push(id),
+            }
+        }
+        Ok((kind, results, missing))
+    });
+    let (kind, results, missing) = match read {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    let mut answer = json!({
+        "status": "COMPLETE",
+        "results": results,
+        "startedAt": started_at,
+        "completedAt": rfc3339_millis(SystemTime::now()),
+    });
+    if missing.is_empty() {
+        return axum::Json(answer).into_response();
+    }
+    let singular = match kind {
+        ObjectType::Deals => "DEAL",
+        ObjectType::Companies => "COMPANY",
+    };
+    if let Some(object) = answer.as_object_mut() {
+        object.insert("numErrors".into(), json!(1));
+        object.insert(
+            "errors".into(),
+            json!([{
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": format!(
+                    "Could not get some {singular} objects, they may be deleted or not exist. \
+                     Check that ids are valid."
+                ),
+                "context": { "ids": missing },
+            }]),
+        );
+    }
+    (StatusCode::MULTI_STATUS, axum::Json(answer)).into_response()
 }
 
 /// One webhook event of a property change, as HubSpot sends in a delivery's JSON array, e.g.
