@@ -1,0 +1,354 @@
+//! The flows Junction ships (`flows/`), end to end against the SaaS
+//! stand-ins, through the HTTP API on loopback, as the demo runs them:
+//! a closed-won HubSpot deal sets up delivery in every system; Jira down for
+//! a while is retried as the flow says; a Salesforce opportunity is read
+//! through Salesforce's 429 with its limit headers; a signed contract
+//! activates the PSA project.
+//!
+//! Nothing waits a fixed time: runs are polled until they end, with a deadline.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use junction_host::config::{Config, Scope, Token};
+use junction_host::demo::{self, Estate};
+use junction_host::flows::{FlowOptions, Flows};
+use junction_host::{api, shipped};
+use junction_standins::{Misbehaviour, hubspot};
+use junction_tests::runtime_with;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "admin-token-shipped-flows-0123";
+const TERMINAL: [&str; 3] = ["completed", "compensated", "failed"];
+
+struct Host {
+    base: String,
+    http: reqwest::Client,
+    estate: Estate,
+}
+
+/// A host on loopback with every shipped plugin and flow, connected to a
+/// fresh estate of stand-ins.
+async fn host() -> Host {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config = Config {
+        database: None,
+        cache_dir: Some(
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("shipped-flows-cache"),
+        ),
+        public_url: Some(base.clone()),
+        tokens: BTreeMap::from([(
+            "admin".into(),
+            Token {
+                token: ADMIN.into(),
+                scope: Scope::Admin,
+            },
+        )]),
+        ..Config::default()
+    };
+    let runtime = runtime_with(&config).await;
+    for package in shipped::packages() {
+        runtime
+            .upload_package(&package.to_bytes(), "test")
+            .await
+            .unwrap();
+    }
+    let flows = Flows::new(
+        runtime,
+        FlowOptions {
+            workers: 2,
+            lease: Duration::from_secs(30),
+            idle_poll: Duration::from_millis(20),
+        },
+    );
+    flows.spawn_workers();
+    let app = api::router_with_flows(flows, &config);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let host = Host {
+        base,
+        http: reqwest::Client::new(),
+        estate: Estate::start().await.unwrap(),
+    };
+    let mut connections = host.estate.connections();
+    connections.push(("contracts", host.estate.contracts_connection()));
+    for (name, spec) in connections {
+        host.call("PUT", &format!("/v1/connections/{name}"), Some(spec))
+            .await;
+    }
+    for (name, source) in shipped::FLOWS {
+        let answer = host
+            .http
+            .put(format!("{}/v1/flows/{name}", host.base))
+            .bearer_auth(ADMIN)
+            .body(source)
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success(), "deploy {name}: {answer:?}");
+    }
+    host
+}
+
+impl Host {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(ADMIN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer = request.send().await.unwrap();
+        let status = answer.status();
+        let text = answer.text().await.unwrap();
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// A closed-won HubSpot deal, delivered as HubSpot's signed webhook;
+    /// returns the run it started.
+    async fn deal_won(&self) -> String {
+        let deal = demo::crm_deal(&self.estate.hubspot).await.unwrap();
+        let event = hubspot::property_change_event("deal", deal, "dealstage", "closedwon");
+        let delivery = hubspot::webhook_delivery(
+            demo::HUBSPOT_SECRET,
+            &format!("{}/v1/webhooks/hubspot", self.base),
+            &[event],
+        );
+        let mut request = self
+            .http
+            .post(format!("{}/v1/webhooks/hubspot", self.base))
+            .header("content-type", "application/json")
+            .body(delivery.body.clone());
+        for (name, value) in delivery.headers() {
+            request = request.header(name, value);
+        }
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        answer["runs"]
+            .as_array()
+            .and_then(|runs| runs.iter().find(|r| r["flow"] == "closed-won-to-project"))
+            .and_then(|r| r["run"].as_str())
+            .unwrap_or_else(|| panic!("no run started: {answer}"))
+            .to_string()
+    }
+
+    /// Polls the run until it ends; panics after 60 s.
+    async fn finished(&self, run: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let view = self.call("GET", &format!("/v1/runs/{run}"), None).await;
+            if TERMINAL.contains(&view["status"].as_str().unwrap()) {
+                return view;
+            }
+            assert!(Instant::now() < deadline, "run {run} did not end: {view:#}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits for the first run of `flow` and until it ends.
+    async fn first_run_of(&self, flow: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let runs = self
+                .call("GET", &format!("/v1/runs?flow={flow}"), None)
+                .await;
+            if let Some(id) = runs["runs"][0]["id"].as_str() {
+                return self.finished(id).await;
+            }
+            assert!(Instant::now() < deadline, "no run of {flow}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
+    run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id} in {run:#}"))
+}
+
+/// The values of header `name` on the requests a stand-in recorded.
+fn header_values(requests: &[junction_standins::RecordedRequest], name: &str) -> Vec<String> {
+    requests
+        .iter()
+        .flat_map(|r| r.headers.iter())
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_won_deal_sets_up_delivery_in_every_system() {
+    let h = host().await;
+    let run_id = h.deal_won().await;
+    let run = h.finished(&run_id).await;
+    assert_eq!(run["status"], "completed", "{run:#}");
+
+    let customers = h.estate.netsuite.customers();
+    let jobs = h.estate.netsuite.jobs();
+    assert_eq!(customers.len(), 1, "{customers:#?}");
+    assert_eq!(customers[0]["companyName"], "Globex Corporation");
+    assert_eq!(jobs.len(), 1, "{jobs:#?}");
+    assert_eq!(jobs[0]["companyName"], "Globex ERP rollout");
+    assert_eq!(jobs[0]["parent"]["id"], customers[0]["id"]);
+
+    let projects = h.estate.psa.projects();
+    assert_eq!(projects.len(), 1);
+    assert_eq!(projects[0]["status"], "pending");
+    assert_eq!(projects[0]["external_id"], jobs[0]["externalId"]);
+    assert_eq!(h.estate.psa.roles().len(), 3);
+    // The optimizer staffed every role with someone who has its skills.
+    let assignments = h.estate.psa.assignments();
+    assert!(assignments.len() >= 3, "{assignments:#?}");
+    let staffed: f64 = assignments
+        .iter()
+        .map(|a| a["hours"].as_f64().unwrap())
+        .sum();
+    assert_eq!(staffed, 80.0 + 160.0 + 120.0, "{assignments:#?}");
+
+    let jira_projects = h.estate.jira.projects();
+    assert_eq!(jira_projects.len(), 1);
+    assert_eq!(jira_projects[0]["key"], "GLOBEXERPR");
+    let issues = h.estate.jira.issues();
+    assert_eq!(issues.len(), 1);
+    assert_eq!(
+        issues[0]["fields"]["summary"],
+        "Kickoff: Globex ERP rollout"
+    );
+
+    // Each write carried the step's idempotency key to the system that honours one.
+    // NetSuite takes UUIDs: the connector derives one from each step's key.
+    let erp_keys = header_values(&h.estate.netsuite.requests(), "x-netsuite-idempotency-key");
+    assert_eq!(erp_keys.len(), 2, "{erp_keys:?}");
+    assert_ne!(erp_keys[0], erp_keys[1]);
+    assert!(
+        erp_keys
+            .iter()
+            .all(|k| k.len() == 36 && k.matches('-').count() == 4),
+        "{erp_keys:?}"
+    );
+    let psa_keys = header_values(&h.estate.psa.requests(), "idempotency-key");
+    assert!(
+        psa_keys.contains(&format!("{run_id}:assignments:0")),
+        "{psa_keys:?}"
+    );
+    assert_eq!(
+        step(&run, "jira_project")["idempotency_key"],
+        format!("{run_id}:jira_project")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jira_down_for_a_while_is_retried_as_the_flow_says() {
+    let h = host().await;
+    h.estate
+        .jira
+        .misbehave(Misbehaviour::ServerError { times: 2 });
+    let run = h.finished(&h.deal_won().await).await;
+    assert_eq!(run["status"], "completed", "{run:#}");
+    let jira = step(&run, "jira_project");
+    assert_eq!(jira["attempts"], 3, "{jira:#}");
+    let errors = jira["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{jira:#}");
+    assert!(
+        errors.iter().all(|e| e["kind"] == "unavailable"),
+        "{jira:#}"
+    );
+    // One project, one issue: the failed attempts made nothing.
+    assert_eq!(h.estate.jira.projects().len(), 1);
+    assert_eq!(h.estate.jira.issues().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_salesforce_opportunity_is_read_through_its_rate_limit() {
+    let h = host().await;
+    let sf = &h.estate.salesforce;
+    let data = format!("{}/services/data/v60.0", sf.base_url());
+    let post = |path: &str, body: Value| {
+        h.http
+            .post(format!("{data}{path}"))
+            .bearer_auth(demo::SALESFORCE_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let account: Value = post(
+        "/sobjects/Account/",
+        json!({"Name": "Initech", "Website": "https://www.initech.example", "BillingCountry": "US"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let opportunity: Value = post(
+        "/sobjects/Opportunity/",
+        json!({
+            "Name": "Initech finance transformation", "StageName": "Closed Won",
+            "CloseDate": "2026-12-07", "Amount": 180000, "AccountId": account["id"]
+        }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    sf.misbehave(Misbehaviour::RateLimited {
+        times: 1,
+        retry_after_secs: 1,
+    });
+    let started = h
+        .call(
+            "POST",
+            "/v1/flows/salesforce-closed-won-to-project/runs",
+            Some(json!({"opportunity_id": opportunity["id"]})),
+        )
+        .await;
+    let run = h.finished(started["run"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "completed", "{run:#}");
+    let read = step(&run, "opportunity");
+    assert_eq!(read["attempts"], 2, "{read:#}");
+    assert_eq!(read["errors"][0]["kind"], "rate_limited", "{read:#}");
+    // The limit header came with the refusal and with every answer.
+    assert!(
+        sf.requests().len() >= 3,
+        "the refused read, its retry, the account read"
+    );
+    assert_eq!(h.estate.netsuite.customers()[0]["companyName"], "Initech");
+    assert_eq!(
+        h.estate.jira.projects()[0]["name"],
+        "Initech finance transformation"
+    );
+    assert_eq!(
+        h.estate.psa.projects()[0]["external_id"],
+        format!("salesforce-{}", opportunity["id"].as_str().unwrap())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_contract_activates_the_psa_project() {
+    let h = host().await;
+    let run = h.finished(&h.deal_won().await).await;
+    assert_eq!(run["status"], "completed", "{run:#}");
+    let external_id = h.estate.psa.projects()[0]["external_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.estate.contracts.subscribe_webhooks(
+        &format!("{}/v1/webhooks/contracts", h.base),
+        demo::CONTRACT_SECRET,
+    );
+    let contract = demo::send_contract(&h.estate.contracts, &external_id)
+        .await
+        .unwrap();
+    h.estate.contracts.sign(&contract).unwrap();
+    let run = h.first_run_of("contract-signed-activates-project").await;
+    assert_eq!(run["status"], "completed", "{run:#}");
+    assert_eq!(step(&run, "contract")["output"]["status"], "completed");
+    assert_eq!(h.estate.psa.projects()[0]["status"], "active");
+}
