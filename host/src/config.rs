@@ -20,6 +20,8 @@
 //! lease_ms = 30000
 //! ```
 //!
+//! `database` is a SQLite file or a PostgreSQL URL
+//! (`postgres://user@host:5432/junction`, which needs `secret_key`).
 //! `secret_key` (better set as `JUNCTION_SECRET_KEY` than written in the
 //! file) is the master key that seals connection secrets in the database;
 //! `public_url` is the address webhook senders use to reach the host.
@@ -35,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::Limits;
 use crate::flows::FlowOptions;
 use crate::secrets::{Redacted, SecretBox};
+use crate::store::redact_url;
 
 /// What a bearer token may do. Each scope includes the ones below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -86,7 +89,10 @@ impl std::fmt::Debug for Token {
 pub struct Config {
     /// Address the API listens on.
     pub listen: SocketAddr,
-    /// SQLite database file; absent keeps everything in memory (lost on exit).
+    /// Where the host keeps its state: a SQLite database file (the embedded
+    /// default), or a PostgreSQL URL (`postgres://` or `postgresql://`, for
+    /// several hosts sharing one database; it needs `secret_key`). Absent
+    /// keeps everything in memory (lost on exit). See [`Config::database_location`].
     pub database: Option<PathBuf>,
     /// Directory watched for plugin packages (`*.jpkg`): dropping one in
     /// uploads it, removing it unloads that version (unless it is active or pinned).
@@ -231,6 +237,7 @@ impl Config {
         if let Some(key) = &self.secret_key {
             SecretBox::from_config(key.expose()).map_err(|e| anyhow::anyhow!("secret_key: {e}"))?;
         }
+        self.check_database()?;
         if let Some(url) = &self.public_url {
             check_public_url(url)?;
         }
@@ -242,6 +249,52 @@ impl Config {
         Ok(())
     }
 
+    /// What `database` names.
+    pub fn database_location(&self) -> DatabaseLocation<'_> {
+        let Some(path) = &self.database else {
+            return DatabaseLocation::Memory;
+        };
+        match path.to_str() {
+            Some(text) if is_postgres_url(text) => DatabaseLocation::Postgres(text.trim()),
+            _ => DatabaseLocation::Sqlite(path),
+        }
+    }
+
+    /// A PostgreSQL `database` must be a URL and come with `secret_key`;
+    /// a SQLite one must not look like a URL of another database.
+    fn check_database(&self) -> anyhow::Result<()> {
+        match self.database_location() {
+            DatabaseLocation::Memory => Ok(()),
+            DatabaseLocation::Postgres(text) => {
+                url::Url::parse(text).map_err(|e| {
+                    anyhow::anyhow!(
+                        "database: `{}` is not a valid PostgreSQL URL: {e}",
+                        redact_url(text)
+                    )
+                })?;
+                if self.secret_key.is_none() {
+                    anyhow::bail!(POSTGRES_NEEDS_KEY);
+                }
+                Ok(())
+            }
+            DatabaseLocation::Sqlite(path) => {
+                let text = path.to_string_lossy();
+                if let Some((scheme, _)) = text.split_once("://")
+                    && !scheme.is_empty()
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                {
+                    anyhow::bail!(
+                        "database: `{scheme}://` is not supported; give a SQLite file path or a \
+                         `postgres://` URL"
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// The URL senders reach the host at, without a trailing `/`:
     /// `public_url`, or `http://<listen>`.
     pub fn public_url(&self) -> String {
@@ -251,6 +304,31 @@ impl Config {
         }
     }
 }
+
+/// Where the host keeps its state (see [`Config::database`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseLocation<'a> {
+    /// An in-memory SQLite database, lost on exit.
+    Memory,
+    /// A SQLite database file.
+    Sqlite(&'a Path),
+    /// A PostgreSQL URL.
+    Postgres(&'a str),
+}
+
+/// Whether `text` is a `postgres://` or `postgresql://` URL.
+fn is_postgres_url(text: &str) -> bool {
+    let text = text.trim_start();
+    ["postgres://", "postgresql://"].iter().any(|scheme| {
+        text.get(..scheme.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(scheme))
+    })
+}
+
+/// Why a host with a PostgreSQL database and no `secret_key` does not start.
+pub(crate) const POSTGRES_NEEDS_KEY: &str = "database is PostgreSQL, which needs `secret_key` \
+     (JUNCTION_SECRET_KEY): there is no key file beside it, and every host sharing it must \
+     seal connection secrets with the same key (`openssl rand -base64 32`)";
 
 /// A public URL is an absolute `http` or `https` URL with a host and no
 /// credentials, query or fragment.
@@ -341,6 +419,69 @@ mod tests {
             let err = Config::load(None).unwrap_err().to_string();
             assert!(err.contains("secret_key") && err.contains("32"), "{err}");
             assert!(!err.contains("c2hvcnQ="), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment::Error
+    fn database_is_a_sqlite_path_or_a_postgres_url() {
+        let mut config = Config {
+            database: None,
+            ..Config::default()
+        };
+        assert_eq!(config.database_location(), DatabaseLocation::Memory);
+        config.database = Some("data/junction.db".into());
+        assert_eq!(
+            config.database_location(),
+            DatabaseLocation::Sqlite(Path::new("data/junction.db"))
+        );
+        config.validate().unwrap();
+        for url in [
+            "postgres://junction@db.example:5432/junction",
+            "postgresql://junction:pw@db.example/junction?sslmode=require",
+            "POSTGRES://db.example/junction",
+        ] {
+            config.database = Some(url.into());
+            assert_eq!(config.database_location(), DatabaseLocation::Postgres(url));
+        }
+        // PostgreSQL has no key file beside it: the key must be configured.
+        config.secret_key = None;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("`secret_key` (JUNCTION_SECRET_KEY)"), "{err}");
+        config.secret_key = Some(crate::secrets::generate_key().into());
+        config.validate().unwrap();
+        // Other URLs are refused, and a password never shows in a message.
+        config.database = Some("mysql://root:hunter2@db.example/junction".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("mysql://") && err.contains("postgres://"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        config.database = Some("postgres://u:hunter2@db.example:port/junction".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("not a valid PostgreSQL URL"), "{err}");
+        assert!(
+            err.contains("postgres://u:***@db.example:port/junction"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+
+        // The environment override takes a URL too.
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "JUNCTION_DATABASE",
+                "postgres://junction@db.example/junction",
+            );
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("secret_key"), "{err}");
+            jail.set_env("JUNCTION_SECRET_KEY", crate::secrets::generate_key());
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.database_location(),
+                DatabaseLocation::Postgres("postgres://junction@db.example/junction")
+            );
             Ok(())
         });
     }

@@ -230,15 +230,7 @@ pub struct Runtime {
 impl Runtime {
     /// Opens the store named by `config` and builds the engine.
     pub async fn open(config: &Config) -> anyhow::Result<Arc<Runtime>> {
-        let store = match &config.database {
-            Some(path) => {
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                Store::open_sqlite_with_config(path, config).await?
-            }
-            None => Store::in_memory().await?,
-        };
+        let store = Store::open(config).await?;
         let runtime = Arc::new(Runtime::new(store, config)?);
         runtime.restore().await?;
         Ok(runtime)

@@ -16,13 +16,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, ConnectOptions as _, Row};
 
-use crate::config::Config;
+use crate::config::{Config, DatabaseLocation, POSTGRES_NEEDS_KEY};
 use crate::secrets::{SecretBox, SecretError, generate_key};
 
 /// Errors of the store.
@@ -40,6 +40,9 @@ pub enum Error {
     /// The key that seals connection secrets could not be loaded or created.
     #[error("{0}")]
     Key(String),
+    /// The configured database cannot be used as given.
+    #[error("{0}")]
+    Config(String),
     /// A connection's stored secret could not be opened: it was sealed
     /// under another key, altered, or never sealed.
     #[error(
@@ -226,10 +229,37 @@ pub struct StoredVersion {
     pub uploaded_by: String,
 }
 
+/// Pragmas set on every SQLite connection: wait for a busy database
+/// rather than fail, enforce foreign keys, and overwrite deleted content with
+/// zeros so that a replaced secret (or a plaintext one sealed on migration)
+/// does not linger in free pages.
+const SQLITE_PRAGMAS: [&str; 3] = [
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA secure_delete = ON",
+];
+
+/// Pragmas of SQLite files: the WAL journal, and `synchronous=FULL` so that
+/// anything the API acknowledged survives a crash or power loss.
+const SQLITE_FILE_PRAGMAS: [&str; 2] = ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL"];
+
+/// The database behind a [`Store`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite: one host (several processes only through the same file).
+    Sqlite,
+    /// PostgreSQL: one or several hosts sharing it.
+    Postgres,
+}
+
+/// A transaction of the store.
+pub(crate) type Transaction = sqlx::Transaction<'static, sqlx::Any>;
+
 /// A handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
     secrets: SecretBox,
     /// Where `secrets`' key came from, for error messages.
     key_origin: String,
@@ -254,27 +284,64 @@ pub fn key_file_path(database: &Path) -> PathBuf {
 }
 
 impl Store {
+    /// Opens the database `config` names (`database`): a SQLite file
+    /// (created with its directory when missing), a PostgreSQL URL, or, when
+    /// absent, an in-memory SQLite database. PostgreSQL needs `secret_key`:
+    /// there is no key file beside it, and hosts sharing it must share the key.
+    pub async fn open(config: &Config) -> Result<Store> {
+        match config.database_location() {
+            DatabaseLocation::Memory => Self::in_memory().await,
+            DatabaseLocation::Sqlite(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        Error::Config(format!(
+                            "database: cannot create the directory {}: {e}",
+                            parent.display()
+                        ))
+                    })?;
+                }
+                Self::open_sqlite_with_config(path, config).await
+            }
+            DatabaseLocation::Postgres(url) => {
+                let Some(key) = configured_key(config)? else {
+                    return Err(Error::Config(POSTGRES_NEEDS_KEY.to_string()));
+                };
+                Self::open_postgres(url, key).await
+            }
+        }
+    }
+
+    /// Opens the PostgreSQL database at `url` (`postgres://` or
+    /// `postgresql://`) and migrates it; secrets are sealed with `key`.
+    pub async fn open_postgres(url: &str, key: SecretBox) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let options = AnyConnectOptions::from_str(url)
+            .map_err(|e| Error::Config(format!("database {}: {e}", redact_url(url))))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .min_connections(0)
+            .connect_with(options)
+            .await?;
+        Self::finish(pool, Backend::Postgres, KeySource::Given(key)).await
+    }
+
     /// Opens (creating if needed) the SQLite database at `path` and migrates
     /// it; secrets are sealed with the key in [`key_file_path`], which is
     /// created on first start.
     pub async fn open_sqlite(path: &Path) -> Result<Store> {
-        Self::connect(Self::file_options(path), KeySource::File(path)).await
+        Self::connect_sqlite(Some(path), KeySource::File(path)).await
     }
 
     /// As [`open_sqlite`](Self::open_sqlite), sealing secrets with `key`.
     pub async fn open_sqlite_with_key(path: &Path, key: SecretBox) -> Result<Store> {
-        Self::connect(Self::file_options(path), KeySource::Given(key)).await
+        Self::connect_sqlite(Some(path), KeySource::Given(key)).await
     }
 
     /// As [`open_sqlite`](Self::open_sqlite), with the key of `config`'s
     /// `secret_key` when it has one.
     pub async fn open_sqlite_with_config(path: &Path, config: &Config) -> Result<Store> {
-        match &config.secret_key {
-            Some(text) => {
-                let key = SecretBox::from_config(text.expose())
-                    .map_err(|e| Error::Key(format!("secret_key: {e}")))?;
-                Self::open_sqlite_with_key(path, key).await
-            }
+        match configured_key(config)? {
+            Some(key) => Self::open_sqlite_with_key(path, key).await,
             None => Self::open_sqlite(path).await,
         }
     }
@@ -282,34 +349,65 @@ impl Store {
     /// An in-memory database, for tests and throwaway runs; its secrets are
     /// sealed with a key that dies with it.
     pub async fn in_memory() -> Result<Store> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
-        Self::connect(options, KeySource::Ephemeral).await
+        Self::connect_sqlite(None, KeySource::Ephemeral).await
     }
 
-    fn file_options(path: &Path) -> SqliteConnectOptions {
-        SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true)
-    }
-
-    async fn connect(options: SqliteConnectOptions, key: KeySource<'_>) -> Result<Store> {
-        let in_memory = options.get_filename().as_os_str() == ":memory:";
-        // Overwrite deleted content with zeros, so that a replaced secret (or
-        // a plaintext one sealed on migration) does not linger in free pages.
-        let options = options.pragma("secure_delete", "ON");
-        let pool = SqlitePoolOptions::new()
-            // One connection keeps an in-memory database alive and shared.
-            .max_connections(if in_memory { 1 } else { 8 })
-            .min_connections(if in_memory { 1 } else { 0 })
+    /// Connects to the SQLite file at `path` (`None`: a new in-memory
+    /// database), with the pragmas the store relies on set on every connection.
+    async fn connect_sqlite(path: Option<&Path>, key: KeySource<'_>) -> Result<Store> {
+        let url = match path {
+            Some(path) => {
+                // The Any driver takes a URL: make it absolute so the file
+                // name cannot be read as a URL's host.
+                let absolute = std::path::absolute(path)
+                    .map_err(|e| Error::Config(format!("database {}: {e}", path.display())))?;
+                SqliteConnectOptions::new()
+                    .filename(absolute)
+                    .create_if_missing(true)
+                    .to_url_lossy()
+            }
+            // A named shared-cache database: every connection of the pool
+            // sees the same one, and it lives while the pool does.
+            None => url::Url::parse(&format!(
+                "sqlite:file:junction-memory-{}?mode=memory&cache=shared",
+                uuid::Uuid::new_v4().simple()
+            ))
+            .map_err(|e| Error::Config(format!("in-memory database: {e}")))?,
+        };
+        sqlx::any::install_default_drivers();
+        let options = AnyConnectOptions::from_url(&url)?;
+        let in_memory = path.is_none();
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            // One connection always open keeps an in-memory database alive.
+            .min_connections(u32::from(in_memory))
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    for pragma in SQLITE_PRAGMAS {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
+                    if !in_memory {
+                        for pragma in SQLITE_FILE_PRAGMAS {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        Self::finish(pool, Backend::Sqlite, key).await
+    }
+
+    /// Migrates the database behind `pool`, loads the key and checks the
+    /// stored secrets against it.
+    async fn finish(pool: AnyPool, backend: Backend, key: KeySource<'_>) -> Result<Store> {
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
         let (secrets, key_origin) = match key {
             KeySource::Given(secrets) => (
                 secrets,
@@ -327,6 +425,7 @@ impl Store {
         };
         let store = Store {
             pool,
+            backend,
             secrets,
             key_origin,
         };
@@ -352,7 +451,7 @@ impl Store {
                     plaintext.push((name.clone(), column, self.seal(&name, column, &value)));
                     continue;
                 }
-                match self.open(&name, column, &value) {
+                match self.unseal(&name, column, &value) {
                     Ok(_) => {}
                     // Nothing will open: stop now, with the reason.
                     Err(
@@ -373,9 +472,9 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for (name, column, sealed) in &plaintext {
             let sql = if *column == "auth" {
-                "UPDATE connections SET auth = ? WHERE name = ?"
+                "UPDATE connections SET auth = $1 WHERE name = $2"
             } else {
-                "UPDATE connections SET webhook = ? WHERE name = ?"
+                "UPDATE connections SET webhook = $1 WHERE name = $2"
             };
             sqlx::query(sql)
                 .bind(sealed)
@@ -386,9 +485,11 @@ impl Store {
         tx.commit().await?;
         // Move the sealed pages into the database file and empty the WAL, so
         // no copy of the plaintext stays behind.
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
-            .await?;
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+        }
         tracing::info!(
             secrets = plaintext.len(),
             "sealed the plaintext connection secrets of an older version"
@@ -403,7 +504,7 @@ impl Store {
     }
 
     /// Opens the sealed `column` of connection `name`.
-    fn open(&self, name: &str, column: &'static str, sealed: &str) -> Result<String> {
+    fn unseal(&self, name: &str, column: &'static str, sealed: &str) -> Result<String> {
         let secret_error = |reason| Error::Secret {
             connection: name.to_string(),
             column,
@@ -423,7 +524,7 @@ impl Store {
 
     /// Creates or replaces a connection; returns whether it was created.
     pub async fn put_connection(&self, c: &Connection) -> Result<bool> {
-        let existed = sqlx::query("SELECT 1 FROM connections WHERE name = ?")
+        let existed = sqlx::query("SELECT 1 FROM connections WHERE name = $1")
             .bind(&c.name)
             .fetch_optional(&self.pool)
             .await?
@@ -431,7 +532,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO connections (name, plugin, version, config, auth, allowed_hosts,
                private_hosts, rate_limit, webhook, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT(name) DO UPDATE SET plugin = excluded.plugin, version = excluded.version,
                config = excluded.config, auth = excluded.auth,
                allowed_hosts = excluded.allowed_hosts, private_hosts = excluded.private_hosts,
@@ -461,7 +562,7 @@ impl Store {
 
     /// The connection called `name`, if any.
     pub async fn connection(&self, name: &str) -> Result<Option<Connection>> {
-        let row = sqlx::query("SELECT * FROM connections WHERE name = ?")
+        let row = sqlx::query("SELECT * FROM connections WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -491,18 +592,18 @@ impl Store {
     /// The sealed JSON `column` of a connection row, opened and decoded.
     fn open_json<T: serde::de::DeserializeOwned>(
         &self,
-        row: &sqlx::sqlite::SqliteRow,
+        row: &sqlx::any::AnyRow,
         column: &'static str,
     ) -> Result<Option<T>> {
         let Some(sealed) = row.get::<Option<String>, _>(column) else {
             return Ok(None);
         };
         let name: String = row.get("name");
-        let json = self.open(&name, column, &sealed)?;
+        let json = self.unseal(&name, column, &sealed)?;
         Ok(Some(serde_json::from_str(&json)?))
     }
 
-    fn connection_from_row(&self, r: &sqlx::sqlite::SqliteRow) -> Result<Connection> {
+    fn connection_from_row(&self, r: &sqlx::any::AnyRow) -> Result<Connection> {
         let rate_limit: Option<String> = r.get("rate_limit");
         Ok(Connection {
             name: r.get("name"),
@@ -530,7 +631,7 @@ impl Store {
         key: &str,
     ) -> Result<Option<Vec<u8>>> {
         let row =
-            sqlx::query("SELECT value FROM kv WHERE plugin = ? AND connection = ? AND key = ?")
+            sqlx::query("SELECT value FROM kv WHERE plugin = $1 AND connection = $2 AND key = $3")
                 .bind(plugin)
                 .bind(connection)
                 .bind(key)
@@ -548,7 +649,7 @@ impl Store {
         value: &[u8],
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO kv (plugin, connection, key, value) VALUES (?, ?, ?, ?)
+            "INSERT INTO kv (plugin, connection, key, value) VALUES ($1, $2, $3, $4)
              ON CONFLICT(plugin, connection, key) DO UPDATE SET value = excluded.value",
         )
         .bind(plugin)
@@ -562,7 +663,7 @@ impl Store {
 
     /// Deletes a plugin's key on a connection; a missing key is not an error.
     pub async fn kv_delete(&self, plugin: &str, connection: &str, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM kv WHERE plugin = ? AND connection = ? AND key = ?")
+        sqlx::query("DELETE FROM kv WHERE plugin = $1 AND connection = $2 AND key = $3")
             .bind(plugin)
             .bind(connection)
             .bind(key)
@@ -579,7 +680,7 @@ impl Store {
         prefix: &str,
     ) -> Result<Vec<String>> {
         let rows = sqlx::query(
-            "SELECT key FROM kv WHERE plugin = ? AND connection = ? AND substr(key, 1, length(?)) = ? ORDER BY key",
+            "SELECT key FROM kv WHERE plugin = $1 AND connection = $2 AND substr(key, 1, length($3)) = $4 ORDER BY key",
         )
         .bind(plugin)
         .bind(connection)
@@ -593,7 +694,7 @@ impl Store {
     /// Stores package bytes under their digest; storing them twice is a no-op.
     pub async fn put_package(&self, digest: &str, bytes: &[u8]) -> Result<()> {
         sqlx::query(
-            "INSERT INTO packages (digest, bytes) VALUES (?, ?) ON CONFLICT(digest) DO NOTHING",
+            "INSERT INTO packages (digest, bytes) VALUES ($1, $2) ON CONFLICT(digest) DO NOTHING",
         )
         .bind(digest)
         .bind(bytes)
@@ -604,7 +705,7 @@ impl Store {
 
     /// The bytes of the package with `digest`.
     pub async fn package(&self, digest: &str) -> Result<Option<Vec<u8>>> {
-        let row = sqlx::query("SELECT bytes FROM packages WHERE digest = ?")
+        let row = sqlx::query("SELECT bytes FROM packages WHERE digest = $1")
             .bind(digest)
             .fetch_optional(&self.pool)
             .await?;
@@ -615,7 +716,7 @@ impl Store {
     pub async fn put_plugin_version(&self, v: &StoredVersion) -> Result<()> {
         sqlx::query(
             "INSERT INTO plugin_versions (name, version, world, component_digest, package_digest, signer, uploaded_at, uploaded_by)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name, version) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT(name, version) DO NOTHING",
         )
         .bind(&v.name)
         .bind(&v.version)
@@ -652,7 +753,7 @@ impl Store {
 
     /// Forgets a plugin version (its package bytes stay, content-addressed).
     pub async fn delete_plugin_version(&self, name: &str, version: &str) -> Result<()> {
-        sqlx::query("DELETE FROM plugin_versions WHERE name = ? AND version = ?")
+        sqlx::query("DELETE FROM plugin_versions WHERE name = $1 AND version = $2")
             .bind(name)
             .bind(version)
             .execute(&self.pool)
@@ -663,7 +764,7 @@ impl Store {
     /// Records that `version` became the active version of `name`.
     pub async fn record_activation(&self, name: &str, version: &str, by: &str) -> Result<()> {
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        sqlx::query("INSERT INTO plugin_activations (name, version, activated_at, activated_by) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO plugin_activations (name, version, activated_at, activated_by) VALUES ($1, $2, $3, $4)")
             .bind(name)
             .bind(version)
             .bind(at)
@@ -690,7 +791,7 @@ impl Store {
     /// The versions `name` was activated at, oldest first.
     pub async fn activation_history(&self, name: &str) -> Result<Vec<String>> {
         let rows =
-            sqlx::query("SELECT version FROM plugin_activations WHERE name = ? ORDER BY seq")
+            sqlx::query("SELECT version FROM plugin_activations WHERE name = $1 ORDER BY seq")
                 .bind(name)
                 .fetch_all(&self.pool)
                 .await?;
@@ -698,8 +799,13 @@ impl Store {
     }
 
     /// The connection pool, for the store's other modules.
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Whether the database answers.
@@ -718,9 +824,44 @@ fn secret_context(name: &str, column: &str) -> String {
     format!("connections/{name}/{column}")
 }
 
+/// The key of `config`'s `secret_key`, if it has one.
+fn configured_key(config: &Config) -> Result<Option<SecretBox>> {
+    config
+        .secret_key
+        .as_ref()
+        .map(|text| {
+            SecretBox::from_config(text.expose())
+                .map_err(|e| Error::Key(format!("secret_key: {e}")))
+        })
+        .transpose()
+}
+
+/// `url` without its password, for messages and logs (also when it does
+/// not parse: the text between `user:` and `@` is hidden).
+pub fn redact_url(url: &str) -> String {
+    if let Ok(mut parsed) = url::Url::parse(url) {
+        if parsed.password().is_some() && parsed.set_password(Some("***")).is_ok() {
+            return parsed.to_string();
+        }
+        return url.to_string();
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_string(),
+    }
+}
+
 /// Reads the key file at `path`, or creates it when it does not exist and
 /// the database holds no sealed secret (which a new key could not open).
-async fn key_from_file(pool: &SqlitePool, path: &Path) -> Result<SecretBox> {
+async fn key_from_file(pool: &AnyPool, path: &Path) -> Result<SecretBox> {
     let key_error = |what: String| Error::Key(format!("key file {}: {what}", path.display()));
     match std::fs::read_to_string(path) {
         Ok(text) => {
@@ -882,6 +1023,52 @@ mod tests {
             .unwrap();
         let reopened = Store::open_sqlite(&path).await.unwrap();
         assert!(reopened.connection("a").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn file_connections_are_durable_and_in_memory_ones_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("j.db")).await.unwrap();
+        assert_eq!(store.backend(), Backend::Sqlite);
+        // Every connection of the pool, not only the first.
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut conn = store.pool.acquire().await.unwrap();
+            for (pragma, expected) in [
+                ("journal_mode", "wal"),
+                ("synchronous", "2"),
+                ("secure_delete", "1"),
+                ("foreign_keys", "1"),
+                ("busy_timeout", "5000"),
+            ] {
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA {pragma}")))
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+                let value = row
+                    .try_get::<String, _>(0)
+                    .or_else(|_| row.try_get::<i64, _>(0).map(|n| n.to_string()))
+                    .unwrap();
+                assert_eq!(value, expected, "PRAGMA {pragma}");
+            }
+            held.push(conn);
+        }
+        drop(held);
+        // The connections of an in-memory store see one database.
+        let store = Store::in_memory().await.unwrap();
+        let mut a = store.pool.acquire().await.unwrap();
+        let mut b = store.pool.acquire().await.unwrap();
+        sqlx::query(
+            "INSERT INTO kv (plugin, connection, key, value) VALUES ('p', 'c', 'k', x'00')",
+        )
+        .execute(&mut *a)
+        .await
+        .unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM kv")
+            .fetch_one(&mut *b)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
     }
 
     // ---- secrets at rest ----
@@ -1127,7 +1314,7 @@ mod tests {
         // What a version before sealing stored: the JSON itself.
         let auth = serde_json::to_string(&basic("old").auth).unwrap();
         let webhook = serde_json::to_string(&with_secrets("old").webhook).unwrap();
-        sqlx::query("UPDATE connections SET auth = ?, webhook = ? WHERE name = 'old'")
+        sqlx::query("UPDATE connections SET auth = $1, webhook = $2 WHERE name = 'old'")
             .bind(&auth)
             .bind(&webhook)
             .execute(&store.pool)

