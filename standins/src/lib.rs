@@ -56,6 +56,7 @@
 
 #![deny(missing_docs)]
 
+pub mod contract;
 pub mod hubspot;
 pub mod jira;
 pub mod ledger;
@@ -65,6 +66,7 @@ pub mod psa;
 pub mod salesforce;
 mod server;
 
+pub use contract::ContractStandin;
 pub use hubspot::HubspotStandin;
 pub use jira::JiraStandin;
 pub use ledger::LedgerStandin;
