@@ -1,8 +1,8 @@
 //! A stand-in of the NetSuite REST record service (SuiteTalk REST web services): customers and
-//! jobs (projects).
+//! jobs (projects), and invoices.
 //!
 //! Endpoints (all under `/services/rest/record/v1`, all behind `Authorization: Bearer` with the
-//! OAuth 2.0 access token given to [`NetsuiteStandin::start`]); `{type}` is `customer` or `job`
+//! OAuth 2.0 access token given to [`NetsuiteStandin::start`]); `{type}` is `customer`, `job` or `invoice`
 //! and `{ref}` is an internal id (`1001`) or `eid:` and an external id (`eid:CRM-42`):
 //!
 //! | method and path | answer |
@@ -22,6 +22,11 @@
 //! (an external id already in use). A customer needs `companyName`; a job needs `companyName` and
 //! `parent: {"id"}`, an existing customer. Customer ids count up from `1001`, job ids from
 //! `2001`.
+//!
+//! An invoice needs `entity: {"id"}` (an existing customer), optionally `job: {"id"}` (an
+//! existing job), and `item: {"items": [{"item": {"id"}, "quantity", "rate", ...}]}` with at
+//! least one line (`USER_ERROR` naming `item.items[n]` otherwise); invoice ids count up from
+//! `3001`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,6 +51,7 @@ pub const IDEMPOTENCY_HEADER: &str = "x-netsuite-idempotency-key";
 
 const FIRST_CUSTOMER_ID: u64 = 1001;
 const FIRST_JOB_ID: u64 = 2001;
+const FIRST_INVOICE_ID: u64 = 3001;
 
 /// A running NetSuite REST record service stand-in on `127.0.0.1`.
 ///
@@ -115,6 +121,11 @@ impl NetsuiteStandin {
         self.records(RecordType::Job)
     }
 
+    /// The stored invoices in creation order, each as `GET /invoice/{id}` returns it.
+    pub fn invoices(&self) -> Vec<Value> {
+        self.records(RecordType::Invoice)
+    }
+
     fn records(&self, kind: RecordType) -> Vec<Value> {
         let store = lock(&self.state.store);
         store
@@ -163,6 +174,7 @@ struct Store {
 enum RecordType {
     Customer,
     Job,
+    Invoice,
 }
 
 impl RecordType {
@@ -170,6 +182,7 @@ impl RecordType {
         match name {
             "customer" => Some(RecordType::Customer),
             "job" => Some(RecordType::Job),
+            "invoice" => Some(RecordType::Invoice),
             _ => None,
         }
     }
@@ -178,6 +191,7 @@ impl RecordType {
         match self {
             RecordType::Customer => "customer",
             RecordType::Job => "job",
+            RecordType::Invoice => "invoice",
         }
     }
 
@@ -185,6 +199,7 @@ impl RecordType {
         match self {
             RecordType::Customer => FIRST_CUSTOMER_ID,
             RecordType::Job => FIRST_JOB_ID,
+            RecordType::Invoice => FIRST_INVOICE_ID,
         }
     }
 }
@@ -514,6 +529,9 @@ fn validate(
     existing: Option<&Map<String, Value>>,
 ) -> Option<Answer> {
     let value = |name: &str| fields.get(name).or_else(|| existing?.get(name));
+    if kind == RecordType::Invoice {
+        return validate_invoice(store, &value);
+    }
     let company_name = value("companyName").and_then(Value::as_str).unwrap_or("");
     if company_name.trim().is_empty() {
         return Some(Answer::error(
@@ -542,6 +560,68 @@ fn validate(
                 "Invalid value for the resource or sub-resource field 'parent'. Provide a valid \
                  value.",
                 Some("parent"),
+            ));
+        }
+    }
+    None
+}
+
+/// An invoice needs `entity` (an existing customer), an optional `job` (an
+/// existing job), and `item.items`, each line with `item.id`, a positive
+/// `quantity` and a `rate`.
+fn validate_invoice<'a>(
+    store: &Store,
+    value: &impl Fn(&str) -> Option<&'a Value>,
+) -> Option<Answer> {
+    let refers_to = |field: &str, kind: RecordType| {
+        let id = value(field).and_then(|p| match p.get("id") {
+            Some(Value::String(id)) => id.parse::<u64>().ok(),
+            Some(Value::Number(id)) => id.as_u64(),
+            _ => None,
+        });
+        id.is_some_and(|id| store.records.iter().any(|r| r.kind == kind && r.id == id))
+    };
+    let invalid_ref = |field: &str| {
+        Some(Answer::error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_KEY_OR_REF",
+            &format!(
+                "Invalid value for the resource or sub-resource field '{field}'. Provide a valid \
+                 value."
+            ),
+            Some(field),
+        ))
+    };
+    if !refers_to("entity", RecordType::Customer) {
+        return invalid_ref("entity");
+    }
+    if value("job").is_some() && !refers_to("job", RecordType::Job) {
+        return invalid_ref("job");
+    }
+    let lines = value("item")
+        .and_then(|i| i.get("items"))
+        .and_then(Value::as_array);
+    let Some(lines) = lines.filter(|l| !l.is_empty()) else {
+        return Some(Answer::error(
+            StatusCode::BAD_REQUEST,
+            "USER_ERROR",
+            "You must enter at least one line item for this transaction.",
+            Some("item"),
+        ));
+    };
+    for (n, line) in lines.iter().enumerate() {
+        let item = line.get("item").and_then(|i| i.get("id")).is_some();
+        let quantity = line
+            .get("quantity")
+            .and_then(Value::as_f64)
+            .is_some_and(|q| q > 0.0);
+        let rate = line.get("rate").and_then(Value::as_f64).is_some();
+        if !(item && quantity && rate) {
+            return Some(Answer::error(
+                StatusCode::BAD_REQUEST,
+                "USER_ERROR",
+                "Please enter value(s) for: Item, Quantity, Rate",
+                Some(&format!("item.items[{n}]")),
             ));
         }
     }

@@ -421,3 +421,56 @@ async fn shutdown_stops_the_server() {
     f.netsuite.clone().shutdown().await;
     assert!(f.client.get(f.url("/customer/1")).send().await.is_err());
 }
+
+#[tokio::test]
+async fn invoices_bill_a_customer_and_a_job_with_lines() {
+    let f = Fixture::new().await;
+    f.send(Method::POST, "/customer", json!({"companyName": "Acme"}))
+        .await;
+    f.send(
+        Method::POST,
+        "/job",
+        json!({"companyName": "Acme rollout", "parent": {"id": "1001"}}),
+    )
+    .await;
+    let line = json!({"item": {"id": "501"}, "quantity": 12.5, "rate": 180.0, "description": "Consultant"});
+    let created = f
+        .send(
+            Method::POST,
+            "/invoice",
+            json!({"entity": {"id": "1001"}, "job": {"id": "2001"}, "item": {"items": [line]}}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        created.headers()["location"],
+        f.url("/invoice/3001").as_str()
+    );
+    let invoices = f.netsuite.invoices();
+    assert_eq!(invoices.len(), 1);
+    assert_eq!(invoices[0]["item"]["items"][0]["quantity"], 12.5);
+
+    for (body, field) in [
+        (
+            json!({"entity": {"id": "9999"}, "item": {"items": [line]}}),
+            "entity",
+        ),
+        (
+            json!({"entity": {"id": "1001"}, "job": {"id": "1001"}, "item": {"items": [line]}}),
+            "job",
+        ),
+        (
+            json!({"entity": {"id": "1001"}, "item": {"items": []}}),
+            "item",
+        ),
+        (
+            json!({"entity": {"id": "1001"}, "item": {"items": [{"item": {"id": "501"}, "quantity": 0, "rate": 1}]}}),
+            "item.items[0]",
+        ),
+    ] {
+        let (status, error) = error_of(f.send(Method::POST, "/invoice", body).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}");
+        assert_eq!(error["o:errorDetails"][0]["o:errorPath"], field, "{error}");
+    }
+    assert_eq!(f.netsuite.invoices().len(), 1);
+}
