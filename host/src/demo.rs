@@ -51,7 +51,8 @@ pub const HUBSPOT_SECRET: &str = "demo-hubspot-client-secret";
 /// The access token the Salesforce stand-in accepts.
 pub const SALESFORCE_TOKEN: &str = "demo-salesforce-access-token";
 const NETSUITE_TOKEN: &str = "demo-netsuite-access-token";
-const PSA_TOKEN: &str = "demo-psa-access-token";
+/// The access token the PSA stand-in accepts.
+pub const PSA_TOKEN: &str = "demo-psa-access-token";
 const JIRA_EMAIL: &str = "demo@junction.example";
 const JIRA_TOKEN: &str = "demo-jira-api-token";
 /// The access token the contract stand-in accepts.

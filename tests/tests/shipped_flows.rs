@@ -352,3 +352,95 @@ async fn a_signed_contract_activates_the_psa_project() {
     assert_eq!(step(&run, "contract")["output"]["status"], "completed");
     assert_eq!(h.estate.psa.projects()[0]["status"], "active");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approved_time_becomes_one_netsuite_invoice_at_the_role_rates() {
+    let h = host().await;
+    let run = h.finished(&h.deal_won().await).await;
+    assert_eq!(run["status"], "completed", "{run:#}");
+    let psa = &h.estate.psa;
+    let api = format!("{}{}", psa.base_url(), junction_standins::psa::API_PATH);
+    let project = psa.projects()[0]["id"].as_str().unwrap().to_string();
+    let send = |method: reqwest::Method, path: String, body: Value| {
+        let request = h
+            .http
+            .request(method, format!("{api}{path}"))
+            .bearer_auth(demo::PSA_TOKEN)
+            .json(&body);
+        async move {
+            let answer = request.send().await.unwrap();
+            assert!(answer.status().is_success(), "{answer:?}");
+            answer.json::<Value>().await.unwrap()
+        }
+    };
+    send(
+        reqwest::Method::PATCH,
+        format!("/projects/{project}"),
+        json!({"status": "active"}),
+    )
+    .await;
+    // Time on two roles, at 220 and 180 an hour; one entry stays submitted.
+    let assignments = psa.assignments();
+    let mut approved = 0.0;
+    for (n, (a, hours)) in assignments.iter().zip([10.0, 7.5, 4.0]).enumerate() {
+        let entry = send(
+            reqwest::Method::POST,
+            "/time_entries".into(),
+            json!({
+                "project_id": project, "person_id": a["person_id"], "role_id": a["role_id"],
+                "date": format!("2026-12-0{}", n + 1), "hours": hours, "status": "submitted"
+            }),
+        )
+        .await;
+        if n < 2 {
+            send(
+                reqwest::Method::PATCH,
+                format!("/time_entries/{}", entry["id"].as_str().unwrap()),
+                json!({"status": "approved"}),
+            )
+            .await;
+            approved += hours;
+        }
+    }
+    let started = h
+        .call(
+            "POST",
+            "/v1/flows/approved-time-to-invoice/runs",
+            Some(json!({"project_id": project, "since": null, "item_id": "501"})),
+        )
+        .await;
+    let run = h.finished(started["run"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "completed", "{run:#}");
+
+    let invoices = h.estate.netsuite.invoices();
+    assert_eq!(invoices.len(), 1, "{invoices:#?}");
+    let invoice = &invoices[0];
+    let job = &h.estate.netsuite.jobs()[0];
+    assert_eq!(invoice["entity"]["id"], job["parent"]["id"]);
+    assert_eq!(invoice["job"]["id"], job["id"]);
+    let lines = invoice["item"]["items"].as_array().unwrap();
+    let hours: f64 = lines.iter().map(|l| l["quantity"].as_f64().unwrap()).sum();
+    assert_eq!(hours, approved, "only approved time is billed: {lines:#?}");
+    let total: f64 = lines
+        .iter()
+        .map(|l| l["quantity"].as_f64().unwrap() * l["rate"].as_f64().unwrap())
+        .sum();
+    assert_eq!(total, 10.0 * 220.0 + 7.5 * 180.0, "{lines:#?}");
+    assert_eq!(
+        step(&run, "invoice")["output"][0]["total"]["amount"],
+        3550.0
+    );
+    // The next run starts from the cursor: nothing new is approved, nothing is billed.
+    let cursor = step(&run, "time")["output"]["next_cursor"].clone();
+    let started = h
+        .call(
+            "POST",
+            "/v1/flows/approved-time-to-invoice/runs",
+            Some(json!({"project_id": project, "since": cursor})),
+        )
+        .await;
+    let again = h.finished(started["run"].as_str().unwrap()).await;
+    assert_eq!(again["status"], "completed", "{again:#}");
+    assert_eq!(step(&again, "erp_invoice")["status"], "skipped");
+    assert_eq!(h.estate.netsuite.invoices().len(), 1);
+}
