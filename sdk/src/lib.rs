@@ -65,6 +65,8 @@ pub mod time;
 mod connector;
 #[cfg(feature = "connector")]
 pub mod http;
+#[cfg(feature = "connector")]
+pub mod rest;
 #[cfg(feature = "transform")]
 mod transform;
 
