@@ -131,6 +131,39 @@ pub mod postgres {
         }
     }
 
+    /// Generates two tests per case: `sqlite::<case>` and
+    /// `postgres::<case>`. Each case is an `async fn <case>(postgres:
+    /// Option<String>)` of the calling file; the first test calls it with
+    /// `None` (the case uses SQLite), the second with the URL of a
+    /// [`fresh_database`] (without `JUNCTION_TEST_POSTGRES_URL` it prints
+    /// `SKIPPED` and passes), dropped once the case has passed.
+    #[macro_export]
+    macro_rules! sqlite_and_postgres {
+        ($file:literal: $($case:ident),* $(,)?) => {
+            mod sqlite {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $case() {
+                        super::$case(None).await;
+                    }
+                )*
+            }
+            mod postgres {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $case() {
+                        let label = concat!($file, "::postgres::", stringify!($case));
+                        let Some(url) = $crate::postgres::fresh_database(label).await else {
+                            return;
+                        };
+                        super::$case(Some(url.clone())).await;
+                        $crate::postgres::drop_database(&url).await;
+                    }
+                )*
+            }
+        };
+    }
+
     async fn drop_stale(admin: &mut PgConnection, now: u64) {
         let names: Vec<String> = sqlx::query_scalar(
             "SELECT datname FROM pg_database WHERE datname LIKE 'junction\\_test\\_%'",

@@ -24,6 +24,8 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 const ADMIN: &str = "admin-token-0123456789";
+/// The hosts' `secret_key` (PostgreSQL needs one).
+const SECRET_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const TERMINAL: [&str; 3] = ["completed", "compensated", "failed"];
 
 fn options() -> FlowOptions {
@@ -102,11 +104,26 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
-    let rt = runtime_with(&Config {
+    harness_on(None).await
+}
+
+/// The configuration of a host over `database` (`None`: in memory).
+fn host_config(database: Option<String>) -> Config {
+    Config {
+        database: database.map(std::path::PathBuf::from),
+        secret_key: Some(SECRET_KEY.to_string().into()),
         cache_dir: Some(cache_dir()),
         ..test_config(test_limits())
-    })
-    .await;
+    }
+}
+
+/// A harness over the PostgreSQL database at `postgres`, or in memory.
+async fn harness_on(postgres: Option<String>) -> Harness {
+    let host = host_config(postgres);
+    let rt = match &host.database {
+        None => runtime_with(&host).await,
+        Some(_) => Runtime::open(&host).await.unwrap(),
+    };
     load_plugins(&rt).await;
     let jira = JiraStandin::start("ops@acme.example", "jira-api-token")
         .await
@@ -200,6 +217,16 @@ impl Harness {
     }
 }
 
+// Key cases run on both databases: `sqlite::<case>` (in memory, or a file
+// when the case needs a database that outlives a host) and
+// `postgres::<case>`.
+junction_tests::sqlite_and_postgres!("flows":
+    a_flow_runs_its_steps_in_order_and_records_each,
+    an_unavailable_system_is_retried_until_it_answers,
+    a_permanent_failure_compensates_in_reverse_then_replay_completes,
+    a_run_claimed_by_a_host_that_died_is_finished_after_its_lease,
+);
+
 fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
     run["steps"]
         .as_array()
@@ -229,9 +256,8 @@ input = '{{url: "{base}/effects/{id}", method: "POST"}}'
     text
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flow_runs_its_steps_in_order_and_records_each() {
-    let h = harness().await;
+async fn a_flow_runs_its_steps_in_order_and_records_each(postgres: Option<String>) {
+    let h = harness_on(postgres).await;
     h.deploy(
         "deal-to-project",
         r#"
@@ -434,9 +460,8 @@ async fn invalid_flows_are_refused_naming_the_location() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unavailable_system_is_retried_until_it_answers() {
-    let h = harness().await;
+async fn an_unavailable_system_is_retried_until_it_answers(postgres: Option<String>) {
+    let h = harness_on(postgres).await;
     h.deploy(
         "retrying",
         r#"
@@ -578,9 +603,10 @@ retry = { attempts = 5, backoff_ms = 10 }
     assert_eq!(audit["entries"][0]["target"], run.as_str());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_permanent_failure_compensates_in_reverse_then_replay_completes() {
-    let h = harness().await;
+async fn a_permanent_failure_compensates_in_reverse_then_replay_completes(
+    postgres: Option<String>,
+) {
+    let h = harness_on(postgres).await;
     let base = h.jira.base_url();
     let flow = format!(
         "trigger = {{ type = \"manual\" }}\n{}{}{}",
@@ -730,15 +756,10 @@ input = '{key: .trigger.key, name: "Replayed"}'
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_claimed_by_a_host_that_died_is_finished_after_its_lease() {
+async fn a_run_claimed_by_a_host_that_died_is_finished_after_its_lease(postgres: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        database: Some(dir.path().join("junction.db")),
-        cache_dir: Some(cache_dir()),
-        limits: test_limits(),
-        ..Config::default()
-    };
+    let sqlite = dir.path().join("junction.db").display().to_string();
+    let config = host_config(Some(postgres.unwrap_or(sqlite)));
     let jira = JiraStandin::start("ops@acme.example", "jira-api-token")
         .await
         .unwrap();

@@ -40,23 +40,25 @@ struct Db {
 }
 
 impl Db {
-    fn sqlite() -> Db {
-        let dir = tempfile::tempdir().unwrap();
-        Db {
-            database: dir.path().join("junction.db").display().to_string(),
-            backend: Backend::Sqlite,
-            key: generate_key(),
-            _dir: Some(dir),
+    /// A SQLite file in a new directory, or the PostgreSQL database at `postgres`.
+    fn new(postgres: Option<String>) -> Db {
+        match postgres {
+            Some(url) => Db {
+                database: url,
+                backend: Backend::Postgres,
+                key: generate_key(),
+                _dir: None,
+            },
+            None => {
+                let dir = tempfile::tempdir().unwrap();
+                Db {
+                    database: dir.path().join("junction.db").display().to_string(),
+                    backend: Backend::Sqlite,
+                    key: generate_key(),
+                    _dir: Some(dir),
+                }
+            }
         }
-    }
-
-    async fn postgres(label: &str) -> Option<Db> {
-        Some(Db {
-            database: junction_tests::postgres::fresh_database(label).await?,
-            backend: Backend::Postgres,
-            key: generate_key(),
-            _dir: None,
-        })
     }
 
     fn config(&self, key: &str) -> Config {
@@ -98,12 +100,6 @@ impl Db {
         };
         AnyPool::connect(&url).await.unwrap()
     }
-
-    async fn finish(self) {
-        if self.backend == Backend::Postgres {
-            junction_tests::postgres::drop_database(&self.database).await;
-        }
-    }
 }
 
 /// Compiled guests shared by the tests of this file.
@@ -111,34 +107,7 @@ fn cache_dir() -> PathBuf {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("store-compile-cache")
 }
 
-/// Runs each case on SQLite (`sqlite::<case>`) and PostgreSQL (`postgres::<case>`).
-macro_rules! on_both {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let db = super::Db::sqlite();
-                    super::$case(&db).await;
-                    db.finish().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let label = concat!("store::postgres::", stringify!($case));
-                    let Some(db) = super::Db::postgres(label).await else { return };
-                    super::$case(&db).await;
-                    db.finish().await;
-                }
-            )*
-        }
-    };
-}
-
-on_both!(
+junction_tests::sqlite_and_postgres!("store":
     connections_round_trip_with_secrets_sealed,
     another_key_is_refused_at_open,
     kv_is_scoped_and_keeps_bytes,
@@ -174,7 +143,8 @@ fn connection(name: &str) -> Connection {
     }
 }
 
-async fn connections_round_trip_with_secrets_sealed(db: &Db) {
+async fn connections_round_trip_with_secrets_sealed(postgres: Option<String>) {
+    let db = &Db::new(postgres);
     let store = db.open().await;
     assert!(store.put_connection(&connection("b")).await.unwrap());
     assert!(store.put_connection(&connection("a")).await.unwrap());
@@ -223,7 +193,8 @@ async fn connections_round_trip_with_secrets_sealed(db: &Db) {
     raw.close().await;
 }
 
-async fn another_key_is_refused_at_open(db: &Db) {
+async fn another_key_is_refused_at_open(postgres: Option<String>) {
+    let db = &Db::new(postgres);
     db.open()
         .await
         .put_connection(&connection("a"))
@@ -240,7 +211,8 @@ async fn another_key_is_refused_at_open(db: &Db) {
     assert!(db.open().await.connection("a").await.unwrap().is_some());
 }
 
-async fn kv_is_scoped_and_keeps_bytes(db: &Db) {
+async fn kv_is_scoped_and_keeps_bytes(postgres: Option<String>) {
+    let db = &Db::new(postgres);
     let store = db.open().await;
     let every_byte: Vec<u8> = (0..=255).collect();
     store
@@ -290,7 +262,8 @@ fn version(name: &str, version: &str, digest: &str, at: &str) -> StoredVersion {
     }
 }
 
-async fn packages_versions_and_activations(db: &Db) {
+async fn packages_versions_and_activations(postgres: Option<String>) {
+    let db = &Db::new(postgres);
     let store = db.open().await;
     let bytes: Vec<u8> = (0..=255).cycle().take(70_000).collect();
     store.put_package("d1", &bytes).await.unwrap();
@@ -347,7 +320,8 @@ async fn packages_versions_and_activations(db: &Db) {
     assert_eq!(store.plugin_versions().await.unwrap(), [other, v1]);
 }
 
-async fn the_audit_log_is_append_only(db: &Db) {
+async fn the_audit_log_is_append_only(postgres: Option<String>) {
+    let db = &Db::new(postgres);
     let store = db.open().await;
     for (action, outcome) in [
         ("plugin.upload", Outcome::Ok),
@@ -394,7 +368,8 @@ const MAP_FLOW: &str = "trigger = { type = \"manual\" }\n\
     [[steps]]\nid = \"check\"\nmap = 'if .trigger.ok then {checked: true} else error(\"not ok\") end'\n\
     [[steps]]\nid = \"done\"\nmap = '{done: .steps.check.checked}'\n";
 
-async fn flow_deploys_are_versioned(db: &Db) {
+async fn flow_deploys_are_versioned(postgres: Option<String>) {
+    let db = &Db::new(postgres);
     let flows = db.host().await;
     let first = flows.deploy("orders", MAP_FLOW, "ops").await.unwrap();
     assert!(first.created && first.changed);
@@ -456,7 +431,8 @@ fn step_output(view: &RunView, id: &str) -> Option<Value> {
     steps.iter().find(|s| s.id == id).unwrap().output.clone()
 }
 
-async fn two_hosts_never_claim_the_same_run(db: &Db) {
+async fn two_hosts_never_claim_the_same_run(postgres: Option<String>) {
+    let db = &Db::new(postgres);
     const RUNS: usize = 40;
     let hosts = [db.host().await, db.host().await];
     hosts[0].deploy("f", MAP_FLOW, "ops").await.unwrap();
@@ -509,7 +485,8 @@ async fn two_hosts_never_claim_the_same_run(db: &Db) {
     );
 }
 
-async fn an_expired_lease_is_taken_over_and_the_old_worker_is_fenced(db: &Db) {
+async fn an_expired_lease_is_taken_over_and_the_old_worker_is_fenced(postgres: Option<String>) {
+    let db = &Db::new(postgres);
     let (old, new) = (db.host().await, db.host().await);
     old.deploy("f", MAP_FLOW, "ops").await.unwrap();
     let run = old.start_run("f", json!({"ok": true})).await.unwrap();
@@ -543,7 +520,8 @@ async fn an_expired_lease_is_taken_over_and_the_old_worker_is_fenced(db: &Db) {
     assert_eq!(step_output(&view, "done"), Some(json!({"done": true})));
 }
 
-async fn dead_letters_are_listed_replayed_and_discarded(db: &Db) {
+async fn dead_letters_are_listed_replayed_and_discarded(postgres: Option<String>) {
+    let db = &Db::new(postgres);
     let flows = db.host().await;
     flows.deploy("f", MAP_FLOW, "ops").await.unwrap();
     let run = flows.start_run("f", json!({"ok": false})).await.unwrap();
@@ -562,7 +540,10 @@ async fn dead_letters_are_listed_replayed_and_discarded(db: &Db) {
     assert_eq!(letter.errors[0].kind, "expression");
     assert!(letter.errors[0].message.contains("not ok"), "{letter:?}");
     // A jq step's input is the run's context.
-    assert_eq!(letter.input.as_ref().unwrap()["trigger"], json!({"ok": false}));
+    assert_eq!(
+        letter.input.as_ref().unwrap()["trigger"],
+        json!({"ok": false})
+    );
     assert!(flows.dead_letters(Some("g")).await.unwrap().is_empty());
 
     // Replay with a corrected input: the same run completes.
@@ -627,7 +608,8 @@ fn event(id: &str) -> WebhookEvent {
     }
 }
 
-async fn a_webhook_event_starts_one_run_across_hosts(db: &Db) {
+async fn a_webhook_event_starts_one_run_across_hosts(postgres: Option<String>) {
+    let db = &Db::new(postgres);
     let hosts = [host_with_echo(db).await, host_with_echo(db).await];
     let source = format!(
         "trigger = {{ type = \"event\", connection = \"hooks\", event = \"deal.won\" }}\n{}",
@@ -674,7 +656,8 @@ async fn a_webhook_event_starts_one_run_across_hosts(db: &Db) {
     );
 }
 
-async fn idempotency_keys_across_hosts(db: &Db) {
+async fn idempotency_keys_across_hosts(postgres: Option<String>) {
+    let db = &Db::new(postgres);
     let (a, b) = (db.open().await, db.open().await);
     let stale = Duration::from_secs(60);
     let request = request_digest("c", "op", "{}");
