@@ -15,6 +15,18 @@ fn main() {
                 package: "hubspot-deal-to-project",
                 constant: "HUBSPOT_DEAL_TO_PROJECT",
             },
+            Guest {
+                package: "salesforce",
+                constant: "SALESFORCE_CONNECTOR",
+            },
+            Guest {
+                package: "hubspot",
+                constant: "HUBSPOT_CONNECTOR",
+            },
+            Guest {
+                package: "netsuite",
+                constant: "NETSUITE_CONNECTOR",
+            },
         ],
     );
 }
