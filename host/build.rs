@@ -27,6 +27,38 @@ fn main() {
                 package: "netsuite",
                 constant: "NETSUITE_CONNECTOR",
             },
+            Guest {
+                package: "psa",
+                constant: "PSA_CONNECTOR",
+            },
+            Guest {
+                package: "proposal",
+                constant: "PROPOSAL_CONNECTOR",
+            },
+            Guest {
+                package: "contract",
+                constant: "CONTRACT_CONNECTOR",
+            },
+            Guest {
+                package: "approved-time-to-invoice",
+                constant: "APPROVED_TIME_TO_INVOICE",
+            },
+            Guest {
+                package: "salesforce-opportunity-to-project",
+                constant: "SALESFORCE_OPPORTUNITY_TO_PROJECT",
+            },
+            Guest {
+                package: "canonical-to-netsuite",
+                constant: "CANONICAL_TO_NETSUITE",
+            },
+            Guest {
+                package: "project-to-jira",
+                constant: "PROJECT_TO_JIRA",
+            },
+            Guest {
+                package: "resource-optimizer",
+                constant: "RESOURCE_OPTIMIZER",
+            },
         ],
     );
 }
