@@ -6,9 +6,9 @@
 //!
 //! | method and path | answer |
 //! | --- | --- |
-//! | `POST /` `{"properties"}` | `201` the object; `400` |
+//! | `POST /` `{"properties","associations"?}` | `201` the object; `400` |
 //! | `GET /?limit=&after=` | `200 {"results","paging":{"next":{"after","link"}}}`, `paging` absent on the last page |
-//! | `GET /{id}?properties=a,b` | `200` the object; `404` |
+//! | `GET /{id}?properties=a,b&associations=companies` | `200` the object; `404` |
 //! | `PATCH /{id}` `{"properties"}` | `200` the object; `400`, `404` |
 //! | `POST /search` `{"filterGroups","properties","limit","after"}` | `200 {"total","results","paging"}` |
 //! | `POST /batch/create` `{"inputs":[{"properties"}]}` | `201 {"status":"COMPLETE","results",...}`; `400`, nothing created |
@@ -21,6 +21,12 @@
 //!
 //! Errors have HubSpot's shape, `{"status":"error","message","correlationId","category"}`:
 //! `401` `INVALID_AUTHENTICATION`, `404` `OBJECT_NOT_FOUND`, `400` `VALIDATION_ERROR`.
+//!
+//! A create may associate the new object with existing objects of the other type, as HubSpot's
+//! v3 create does: `"associations": [{"to": {"id"}, "types": [{"associationCategory",
+//! "associationTypeId"}]}]` (a target that does not exist is `400`). A read with
+//! `?associations=companies` (on a deal) or `deals` (on a company) adds `"associations":
+//! {"companies": {"results": [{"id", "type": "deal_to_company"}]}}`.
 //!
 //! Without `?properties=`, reads return every property the object has (HubSpot returns a default
 //! set); with it, just those, `null` where unset.
@@ -229,6 +235,9 @@ struct CrmObject {
     kind: ObjectType,
     id: u64,
     properties: Map<String, Value>,
+    /// Ids of the objects of the other type this one is associated with
+    /// (a deal's companies, a company's deals), given at creation.
+    associations: Vec<u64>,
     created_at: String,
     updated_at: String,
 }
@@ -454,7 +463,12 @@ fn validate(kind: ObjectType, properties: &Map<String, Value>) -> Result<(), Res
     Ok(())
 }
 
-fn new_object(store: &Store, kind: ObjectType, mut properties: Map<String, Value>) -> CrmObject {
+fn new_object(
+    store: &Store,
+    kind: ObjectType,
+    mut properties: Map<String, Value>,
+    associations: Vec<u64>,
+) -> CrmObject {
     let now = rfc3339_millis(SystemTime::now());
     if kind == ObjectType::Deals && !properties.contains_key("pipeline") {
         properties.insert("pipeline".into(), json!("default"));
@@ -463,9 +477,80 @@ fn new_object(store: &Store, kind: ObjectType, mut properties: Map<String, Value
         kind,
         id: FIRST_OBJECT_ID + store.objects.len() as u64 + 1,
         properties,
+        associations,
         created_at: now.clone(),
         updated_at: now,
     }
+}
+
+/// The ids a create's `associations` (`[{"to": {"id"}, "types": [...]}]`) point at, each an
+/// existing object of the other type.
+fn input_associations(store: &Store, kind: ObjectType, body: &Value) -> Result<Vec<u64>, Response> {
+    let other = match kind {
+        ObjectType::Deals => ObjectType::Companies,
+        ObjectType::Companies => ObjectType::Deals,
+    };
+    let Some(list) = body.get("associations") else {
+        return Ok(Vec::new());
+    };
+    let Some(list) = list.as_array() else {
+        return Err(validation_error("associations must be an array"));
+    };
+    list.iter()
+        .map(|a| {
+            let id = match &a["to"]["id"] {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return Err(validation_error("associations[].to.id is required")),
+            };
+            find(store, other, &id)
+                .map(|index| store.objects[index].id)
+                .ok_or_else(|| {
+                    validation_error(&format!(
+                        "association target {id} does not exist (associations[].to.id)"
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// `{"companies": {"results": [{"id", "type": "deal_to_company"}]}}` for the types `names`
+/// asks for (`companies`, `deals`).
+fn associations_json(store: &Store, object: &CrmObject, names: &str) -> Value {
+    let mut out = Map::new();
+    for name in names.split(',').map(str::trim) {
+        let Some(other) = ObjectType::parse(name) else {
+            continue;
+        };
+        if other == object.kind {
+            continue;
+        }
+        let ids: Vec<u64> = match object.kind {
+            // A deal holds its companies.
+            ObjectType::Deals => object.associations.clone(),
+            // A company's deals are the deals that hold it.
+            ObjectType::Companies => store
+                .objects
+                .iter()
+                .filter(|o| o.kind == ObjectType::Deals && o.associations.contains(&object.id))
+                .map(|o| o.id)
+                .collect(),
+        };
+        let kind = match object.kind {
+            ObjectType::Deals => "deal_to_company",
+            ObjectType::Companies => "company_to_deal",
+        };
+        let results: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"id": id.to_string(), "type": kind}))
+            .collect();
+        let key = match other {
+            ObjectType::Deals => "deals",
+            ObjectType::Companies => "companies",
+        };
+        out.insert(key.into(), json!({ "results": results }));
+    }
+    Value::Object(out)
 }
 
 async fn create(
@@ -474,10 +559,12 @@ async fn create(
     body: Bytes,
 ) -> Response {
     let created = object_type(&object_type_name).and_then(|kind| {
-        let properties = input_properties(&parse_json(&body)?)?;
+        let body = parse_json(&body)?;
+        let properties = input_properties(&body)?;
         validate(kind, &properties)?;
         let mut store = lock(&state.store);
-        let object = new_object(&store, kind, properties);
+        let associations = input_associations(&store, kind, &body)?;
+        let object = new_object(&store, kind, properties, associations);
         let json = object.to_json(None);
         store.objects.push(object);
         Ok(json)
@@ -491,6 +578,7 @@ async fn create(
 #[derive(Deserialize)]
 struct GetParams {
     properties: Option<String>,
+    associations: Option<String>,
 }
 
 fn property_list(names: Option<&str>) -> Option<Vec<String>> {
@@ -515,7 +603,14 @@ async fn get_object(
     let store = lock(&state.store);
     let only = property_list(params.properties.as_deref());
     match find(&store, kind, &id) {
-        Some(index) => axum::Json(store.objects[index].to_json(only.as_deref())).into_response(),
+        Some(index) => {
+            let object = &store.objects[index];
+            let mut json = object.to_json(only.as_deref());
+            if let Some(names) = params.associations.as_deref() {
+                json["associations"] = associations_json(&store, object, names);
+            }
+            axum::Json(json).into_response()
+        }
         None => object_not_found(&id),
     }
 }
@@ -762,7 +857,7 @@ async fn batch_create(
         let mut store = lock(&state.store);
         let mut results = Vec::with_capacity(all_properties.len());
         for properties in all_properties {
-            let object = new_object(&store, kind, properties);
+            let object = new_object(&store, kind, properties, Vec::new());
             results.push(object.to_json(None));
             store.objects.push(object);
         }
