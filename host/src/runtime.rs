@@ -13,7 +13,7 @@ use base64::Engine as _;
 use http::{HeaderName, HeaderValue};
 use junction_registry::{Refusal, World};
 use serde::Deserialize;
-use wasmtime::component::Linker;
+use wasmtime::component::{ComponentNamedList, InstancePre, Lift, Linker, Lower, TypedFunc};
 use wasmtime::{Store as WasmStore, UpdateDeadline};
 
 use crate::bindings::junction::plugin::types::CallContext;
@@ -222,9 +222,23 @@ pub struct Runtime {
     pub(crate) policy: junction_registry::Policy,
     /// Connections read through from the store; written through on change.
     connections: std::sync::RwLock<std::collections::HashMap<String, Arc<Connection>>>,
-    /// Each connection's network (pool, policy, tokens, rate gate), keyed by
-    /// connection name, with the connection change and plugin digest it was built for.
-    nets: std::sync::Mutex<std::collections::HashMap<String, (String, Arc<Net>)>>,
+    /// What the calls on each connection share, keyed by connection name.
+    nets: std::sync::Mutex<std::collections::HashMap<String, Arc<Bound>>>,
+}
+
+/// What every call of one plugin version on one connection shares: its
+/// network (pool, policy, credentials, tokens, rate gate) and its scope.
+struct Bound {
+    /// The connection change (`updated_at`) it was built for.
+    updated_at: String,
+    /// The plugin version it was built for.
+    digest: junction_registry::Digest,
+    net: Arc<Net>,
+    scope: Arc<Scope>,
+    /// For refusal logs.
+    plugin: Arc<str>,
+    /// For refusal logs.
+    connection: Arc<str>,
 }
 
 impl Runtime {
@@ -604,10 +618,16 @@ impl Runtime {
         let _slot = admit(&plugin).await?;
         let (mut store, ctx) = self.connector_store(&conn, &plugin, options)?;
         let result = run_with_deadline(&mut store, plugin.limits.deadline(), async |store| {
-            pre.instantiate_async(&mut *store)
+            let invoke = export::<(&CallContext, &str, &str), (Result<String, PluginError>,)>(
+                pre.instance_pre(),
+                store,
+                "invoke",
+            )
+            .await?;
+            Ok(invoke
+                .call_async(&mut *store, (&ctx, operation, input))
                 .await?
-                .call_invoke(&mut *store, &ctx, operation, input)
-                .await
+                .0)
         })
         .await;
         let json = conclude(settle(result, &store, plugin.limits.deadline_ms), &store)?;
@@ -624,10 +644,13 @@ impl Runtime {
         let _slot = admit(&plugin).await?;
         let (mut store, ctx) = self.connector_store(&conn, &plugin, CallOptions::default())?;
         let result = run_with_deadline(&mut store, plugin.limits.deadline(), async |store| {
-            pre.instantiate_async(&mut *store)
-                .await?
-                .call_check(&mut *store, &ctx)
-                .await
+            let check = export::<(&CallContext,), (Result<(), PluginError>,)>(
+                pre.instance_pre(),
+                store,
+                "check",
+            )
+            .await?;
+            Ok(check.call_async(&mut *store, (&ctx,)).await?.0)
         })
         .await;
         conclude(settle(result, &store, plugin.limits.deadline_ms), &store)?;
@@ -658,10 +681,13 @@ impl Runtime {
         let _slot = admit(&plugin).await?;
         let mut store = self.new_store(scope, Outbound::default(), false, &plugin.limits);
         let result = run_with_deadline(&mut store, plugin.limits.deadline(), async |store| {
-            pre.instantiate_async(&mut *store)
-                .await?
-                .call_apply(&mut *store, input)
-                .await
+            let apply = export::<(&str,), (Result<Vec<String>, PluginError>,)>(
+                pre.instance_pre(),
+                store,
+                "apply",
+            )
+            .await?;
+            Ok(apply.call_async(&mut *store, (input,)).await?.0)
         })
         .await;
         let outputs = conclude(settle(result, &store, plugin.limits.deadline_ms), &store)?;
@@ -675,26 +701,16 @@ impl Runtime {
         plugin: &Plugin,
         options: CallOptions,
     ) -> Result<(WasmStore<HostState>, CallContext), CallError> {
-        let inject = match &conn.auth {
-            Some(auth) => credential_headers(auth).map_err(CallError::Internal)?,
-            None => Vec::new(),
-        };
+        let bound = self.bound(conn, plugin)?;
         let limits = &plugin.limits;
         let outbound = Outbound {
-            net: Some(self.net_for(conn, plugin)?),
-            inject,
-            plugin: plugin.name().to_string(),
-            connection: conn.name.clone(),
+            net: Some(bound.net.clone()),
+            plugin: bound.plugin.clone(),
+            connection: bound.connection.clone(),
             deadline: Some(Instant::now() + limits.deadline()),
             signals: Arc::default(),
         };
-        let scope = Arc::new(Scope {
-            plugin: plugin.name().to_string(),
-            version: plugin.version().to_string(),
-            connection: Some(conn.name.clone()),
-            config: conn.config.clone(),
-        });
-        let store = self.new_store(scope, outbound, true, limits);
+        let store = self.new_store(bound.scope.clone(), outbound, true, limits);
         let ctx = CallContext {
             tenant: "default".into(),
             connection: conn.name.clone(),
@@ -707,15 +723,16 @@ impl Runtime {
         Ok((store, ctx))
     }
 
-    /// The network of `conn` as seen by `plugin`: built once per connection
-    /// change and plugin version, then shared by every call (one pool).
-    fn net_for(&self, conn: &Connection, plugin: &Plugin) -> Result<Arc<Net>, CallError> {
-        let fingerprint = format!("{}|{}", conn.updated_at, plugin.digest());
+    /// What every call of `plugin` on `conn` shares (network, credentials,
+    /// scope): built on the first call after the connection or the plugin
+    /// version changed, then reused, so a call only clones `Arc`s.
+    fn bound(&self, conn: &Connection, plugin: &Plugin) -> Result<Arc<Bound>, CallError> {
         let mut nets = self.nets.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((built_for, net)) = nets.get(&conn.name)
-            && *built_for == fingerprint
+        if let Some(bound) = nets.get(&conn.name)
+            && bound.updated_at == conn.updated_at
+            && bound.digest == *plugin.digest()
         {
-            return Ok(net.clone());
+            return Ok(bound.clone());
         }
         let mut policy = EgressPolicy::new(&conn.allowed_hosts, &conn.private_hosts)
             .map_err(|e| CallError::Internal(format!("stored egress policy: {e}")))?;
@@ -724,20 +741,35 @@ impl Runtime {
                 .declared(&package.capabilities.outbound_hosts)
                 .map_err(|e| CallError::Internal(format!("manifest outbound_hosts: {e}")))?;
         }
-        let oauth = match &conn.auth {
-            Some(auth) => {
-                TokenSource::from_auth(auth).map_err(|e| CallError::Internal(e.to_string()))?
-            }
-            None => None,
+        let (inject, oauth) = match &conn.auth {
+            Some(auth) => (
+                credential_headers(auth).map_err(CallError::Internal)?,
+                TokenSource::from_auth(auth).map_err(|e| CallError::Internal(e.to_string()))?,
+            ),
+            None => (Vec::new(), None),
         };
         let net = Arc::new(Net::new(
             policy,
+            inject,
             oauth,
             Some(RateGate::new(conn.rate_limit)),
             plugin.limits.response_bytes,
         ));
-        nets.insert(conn.name.clone(), (fingerprint, net.clone()));
-        Ok(net)
+        let bound = Arc::new(Bound {
+            updated_at: conn.updated_at.clone(),
+            digest: plugin.digest().clone(),
+            net,
+            scope: Arc::new(Scope {
+                plugin: plugin.name().to_string(),
+                version: plugin.version().to_string(),
+                connection: Some(conn.name.clone()),
+                config: conn.config.clone(),
+            }),
+            plugin: plugin.name().into(),
+            connection: conn.name.as_str().into(),
+        });
+        nets.insert(conn.name.clone(), bound.clone());
+        Ok(bound)
     }
 
     pub(crate) fn new_store(
@@ -832,6 +864,23 @@ fn wrong_world(plugin: &Plugin, expected: World) -> CallError {
         expected,
         actual: plugin.world(),
     }
+}
+
+/// Instantiates `pre` in `store` and returns its export `name` as a typed
+/// function. The generated bindings' `instantiate` would look up and
+/// type-check every export of the world on each call; a call needs one.
+async fn export<P, R>(
+    pre: &InstancePre<HostState>,
+    store: &mut WasmStore<HostState>,
+    name: &str,
+) -> wasmtime::Result<TypedFunc<P, R>>
+where
+    P: ComponentNamedList + Lower + Send + Sync,
+    R: ComponentNamedList + Lift + Send + Sync,
+{
+    pre.instantiate_async(&mut *store)
+        .await?
+        .get_typed_func::<P, R>(&mut *store, name)
 }
 
 /// The marker error of an epoch deadline.

@@ -18,14 +18,6 @@ use junction_host::runtime::{CallOptions, ConnectionSpec};
 use junction_registry::Package;
 use junction_tests::{guests, runtime_with, test_config};
 
-fn echo_package(wasm: Vec<u8>) -> Package {
-    let manifest = "[plugin]\nname = \"echo\"\nversion = \"0.1.0\"\nworld = \"connector\"\n\
-        wit = \"junction:plugin@0.1.0\"\ndescription = \"bench\"\n\
-        operations = [\"noop\", \"echo\", \"version\", \"config\", \"kv\", \"fetch\", \"whoami\", \"env\"]\n\
-        triggers = []\n\n[capabilities]\noutbound_hosts = []\nauth = \"none\"\nkv = true\n";
-    Package::new(manifest, wasm)
-}
-
 fn large_package(wasm: Vec<u8>) -> Package {
     let manifest = "[plugin]\nname = \"bench-large\"\nversion = \"0.1.0\"\nworld = \"connector\"\n\
         wit = \"junction:plugin@0.1.0\"\ndescription = \"bench\"\n\
@@ -44,7 +36,7 @@ fn upload_to_serving(c: &mut Criterion) {
     println!("echo component: {} bytes", echo_wasm.len());
     println!("bench-large component: {} bytes", large_wasm.len());
     let components = [
-        ("echo", "echo", echo_package(echo_wasm).to_bytes()),
+        ("echo", "echo", support::echo_package(echo_wasm).to_bytes()),
         ("large", "bench-large", large_package(large_wasm).to_bytes()),
     ];
 

@@ -38,12 +38,14 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 const REPLAY_BODY_BYTES: usize = 1024 * 1024;
 
 /// The network of one connection: its egress policy, one pooled keep-alive
-/// client, its OAuth token source and its rate gate. Shared by every call
-/// on the connection; rebuilt when the connection changes.
+/// client, its static credentials, its OAuth token source and its rate gate.
+/// Shared by every call on the connection; rebuilt when the connection changes.
 pub struct Net {
     pub(crate) policy: EgressPolicy,
     client: Client<hyper_rustls::HttpsConnector<HttpConnector<PinnedResolver>>, WasiBody>,
     pinned: Arc<Mutex<HashMap<String, Vec<SocketAddr>>>>,
+    /// Headers the host adds to every allowed request (static credentials).
+    pub(crate) inject: Vec<(HeaderName, HeaderValue)>,
     pub(crate) oauth: Option<TokenSource>,
     pub(crate) rate: Option<RateGate>,
     response_bytes: u64,
@@ -61,6 +63,7 @@ impl Net {
     /// A connection's network with its own connection pool.
     pub fn new(
         policy: EgressPolicy,
+        inject: Vec<(HeaderName, HeaderValue)>,
         oauth: Option<TokenSource>,
         rate: Option<RateGate>,
         response_bytes: u64,
@@ -84,6 +87,7 @@ impl Net {
             policy,
             client,
             pinned,
+            inject,
             oauth,
             rate,
             response_bytes,
@@ -221,12 +225,10 @@ pub struct Signals {
 pub struct Outbound {
     /// The connection's network; `None`: this call has no network.
     pub net: Option<Arc<Net>>,
-    /// Headers the host adds to every allowed request (static credentials).
-    pub inject: Vec<(HeaderName, HeaderValue)>,
     /// For refusal logs.
-    pub plugin: String,
+    pub plugin: Arc<str>,
     /// For refusal logs.
-    pub connection: String,
+    pub connection: Arc<str>,
     /// The call's deadline; no request outlives it.
     pub deadline: Option<Instant>,
     /// Shared with the runtime, which reads it when the call ends.
@@ -308,7 +310,7 @@ impl Outbound {
             .unwrap_or(BETWEEN_BYTES_TIMEOUT);
 
         let (mut parts, body) = request.into_parts();
-        for (name, value) in &self.inject {
+        for (name, value) in &net.inject {
             parts.headers.insert(name.clone(), value.clone());
         }
         let response = match &net.oauth {

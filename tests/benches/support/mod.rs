@@ -1,6 +1,9 @@
 //! Bench-only guests (`tests/guests/bench-*`): built by the benchmarks that
 //! use them, not by the `junction-tests` build script, so `cargo test` never
-//! pays for them.
+//! pays for them. Also the timing and reporting helpers the benches share.
+
+// Each bench uses a part of this module.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -113,4 +116,53 @@ impl Timings {
             runs[n - 1]
         );
     }
+}
+
+/// The `q` quantile (0.0 ..= 1.0) of sorted durations, nearest rank.
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Prints `label: N calls, p50, p90, p99, p99.9, max` of one duration per call.
+pub fn report_latencies(label: &str, mut calls: Vec<Duration>) {
+    calls.sort();
+    let q = |q| quantile(&calls, q);
+    println!(
+        "{label}: {} calls, p50 {:.2?}, p90 {:.2?}, p99 {:.2?}, p99.9 {:.2?}, max {:.2?}",
+        calls.len(),
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        q(0.999),
+        calls.last().copied().unwrap_or_default()
+    );
+}
+
+/// CPU time this thread has run so far, from `/proc/thread-self/schedstat`
+/// (nanoseconds; Linux). Unlike wall-clock time it does not count the time
+/// other processes held the core, so it stays comparable on a busy machine.
+pub fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// The 1-, 5- and 15-minute load averages from `/proc/loadavg`, as printed there.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The `echo` test connector as a package, as an operator would upload it.
+pub fn echo_package(wasm: Vec<u8>) -> junction_registry::Package {
+    let manifest = "[plugin]\nname = \"echo\"\nversion = \"0.1.0\"\nworld = \"connector\"\n\
+        wit = \"junction:plugin@0.1.0\"\ndescription = \"bench\"\n\
+        operations = [\"noop\", \"echo\", \"version\", \"config\", \"kv\", \"fetch\", \"whoami\", \"env\"]\n\
+        triggers = []\n\n[capabilities]\noutbound_hosts = []\nauth = \"none\"\nkv = true\n";
+    junction_registry::Package::new(manifest, wasm)
 }
