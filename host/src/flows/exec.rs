@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use sqlx::Row;
 
+use super::commit::{Batch, Statement};
 use super::definition::{self, Action, FlowDef, Retry, StepDef};
 use super::{FlowError, Flows, Result, StepError, jq, now_ms};
 use crate::runtime::{CallError, CallOptions, PluginError};
@@ -106,6 +107,22 @@ fn backoff(retry: &Retry, attempt: i64, retry_after_ms: Option<u64>) -> u64 {
     let half = full / 2;
     let jittered = half + if half == 0 { 0 } else { random % (half + 1) };
     jittered.max(retry_after_ms.unwrap_or(0))
+}
+
+/// What a worker does after one move of a run.
+enum Next {
+    /// The run ended, waits, or the lease was lost.
+    Stop,
+    /// Go on with the state in memory, which the move kept up to date.
+    Continue,
+    /// Go on after reading the run again.
+    Reload,
+}
+
+impl Next {
+    fn reload_if(go_on: bool) -> Next {
+        if go_on { Next::Reload } else { Next::Stop }
+    }
 }
 
 /// A step row as the worker needs it.
@@ -228,13 +245,56 @@ impl Flows {
             Backend::Sqlite => claim_sql!(""),
             Backend::Postgres => claim_sql!(" FOR UPDATE SKIP LOCKED"),
         };
-        let id: Option<String> = sqlx::query_scalar(sql)
-            .bind(worker)
-            .bind(until)
+        // Through the group committer: claims of many workers share a commit.
+        self.committer()
+            .apply(Batch::new(
+                Statement::new(sql).bind(worker).bind(until).bind(now),
+            ))
+            .await
+    }
+
+    /// The fence of a batch: the run's lease is still `worker`'s (renewed
+    /// for a step when `renew`).
+    fn fence(&self, worker: &str, run_id: &str, renew: bool) -> Statement {
+        let now = now_ms();
+        if renew {
+            let until = now.saturating_add(
+                i64::try_from(self.step_lease().as_millis()).unwrap_or(i64::MAX / 2),
+            );
+            Statement::new(
+                "UPDATE runs SET updated_at = $1, lease_until = $2 WHERE id = $3 AND lease_owner = $4 RETURNING id",
+            )
             .bind(now)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(id)
+            .bind(until)
+        } else {
+            Statement::new(
+                "UPDATE runs SET updated_at = $1 WHERE id = $2 AND lease_owner = $3 RETURNING id",
+            )
+            .bind(now)
+        }
+        .bind(run_id)
+        .bind(worker)
+    }
+
+    /// Applies a batch fenced by `worker`'s lease of `run_id` through the
+    /// group committer. Returns whether it was applied (false: the lease
+    /// was lost and nothing changed).
+    async fn commit_fenced(
+        &self,
+        worker: &str,
+        run_id: &str,
+        renew: bool,
+        writes: impl IntoIterator<Item = Statement>,
+    ) -> Result<bool> {
+        let batch = writes
+            .into_iter()
+            .fold(Batch::new(self.fence(worker, run_id, renew)), Batch::then);
+        if self.committer().apply(batch).await?.is_some() {
+            Ok(true)
+        } else {
+            tracing::warn!(run = %run_id, worker, "lost the lease of a run; leaving it");
+            Ok(false)
+        }
     }
 
     /// Begins a fenced transaction: `None` when `worker` no longer holds the lease.
@@ -328,17 +388,29 @@ impl Flows {
     /// the lease is lost (then it changes nothing). Workers call it after
     /// [`claim`](Self::claim); tests call it to act as a worker that lost its lease.
     pub async fn advance(&self, worker: &str, run_id: &str) -> Result<()> {
-        let (run, _) = self.load(run_id).await?;
+        let (mut run, mut steps) = self.load(run_id).await?;
         let def = self.definition(&run.flow, run.flow_version).await?;
         loop {
-            let (run, steps) = self.load(run_id).await?;
-            let progressed = match run.status.as_str() {
-                "pending" | "running" => self.forward(worker, run_id, &run, &def, &steps).await?,
-                "compensating" => self.backward(worker, run_id, &run, &def, &steps).await?,
-                _ => false,
+            // While the lease is held, this worker's fenced writes are the
+            // only writes to the run: forward moves keep `steps` up to date
+            // in memory; the rarer moves (failures, the saga) reload.
+            let next = match run.status.as_str() {
+                "pending" | "running" => {
+                    self.forward(worker, run_id, &run, &def, &mut steps).await?
+                }
+                "compensating" => {
+                    if self.backward(worker, run_id, &run, &def, &steps).await? {
+                        Next::Reload
+                    } else {
+                        Next::Stop
+                    }
+                }
+                _ => Next::Stop,
             };
-            if !progressed {
-                return Ok(());
+            match next {
+                Next::Stop => return Ok(()),
+                Next::Continue => {}
+                Next::Reload => (run, steps) = self.load(run_id).await?,
             }
         }
     }
@@ -367,26 +439,24 @@ impl Flows {
         run_id: &str,
         run: &RunRow,
         def: &FlowDef,
-        steps: &[StepRow],
-    ) -> Result<bool> {
-        let Some(row) = steps
+        steps: &mut [StepRow],
+    ) -> Result<Next> {
+        let Some(index) = steps
             .iter()
-            .find(|s| s.status == "pending" || s.status == "running")
+            .position(|s| s.status == "pending" || s.status == "running")
         else {
-            let Some(mut tx) = self.fenced(worker, run_id, false).await? else {
-                return Ok(false);
-            };
             let now = now_ms();
-            sqlx::query("UPDATE runs SET status = 'completed', finished_at = $1, updated_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3")
+            let done = Statement::new("UPDATE runs SET status = 'completed', finished_at = $1, updated_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3")
                 .bind(now)
                 .bind(now)
-                .bind(run_id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            tracing::info!(run = %run_id, flow = %run.flow, "run completed");
-            return Ok(false);
+                .bind(run_id);
+            if self.commit_fenced(worker, run_id, false, [done]).await? {
+                tracing::info!(run = %run_id, flow = %run.flow, "run completed");
+            }
+            return Ok(Next::Stop);
         };
+        let row = steps[index].clone();
+        let row = &row;
         let Some(spec) = def.steps.get(row.position) else {
             return Err(FlowError::Invalid(format!(
                 "step `{}` is not in version {} of flow `{}`",
@@ -419,19 +489,17 @@ impl Flows {
         })();
         let input = match prepared {
             Ok(None) => {
-                let Some(mut tx) = self.fenced(worker, run_id, false).await? else {
-                    return Ok(false);
-                };
                 let now = now_ms();
-                sqlx::query("UPDATE run_steps SET status = 'skipped', started_at = $1, finished_at = $2 WHERE run_id = $3 AND step_id = $4")
+                let skip = Statement::new("UPDATE run_steps SET status = 'skipped', started_at = $1, finished_at = $2 WHERE run_id = $3 AND step_id = $4")
                     .bind(now)
                     .bind(now)
                     .bind(run_id)
-                    .bind(&row.id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                return Ok(true);
+                    .bind(row.id.as_str());
+                if !self.commit_fenced(worker, run_id, false, [skip]).await? {
+                    return Ok(Next::Stop);
+                }
+                steps[index].status = "skipped".into();
+                return Ok(Next::Continue);
             }
             Ok(Some(input)) => input,
             Err(failure) => {
@@ -439,23 +507,24 @@ impl Flows {
                     .step_failed(
                         worker, run_id, def, steps, row, attempt, None, None, failure,
                     )
-                    .await;
+                    .await
+                    .map(Next::reload_if);
             }
         };
         // Record the attempt before making it: a crash during the call
         // still counts it, and the next worker sees the input.
-        let Some(mut tx) = self.fenced(worker, run_id, true).await? else {
-            return Ok(false);
-        };
-        sqlx::query("UPDATE run_steps SET status = 'running', attempts = $1, input = $2, started_at = COALESCE(started_at, $3) WHERE run_id = $4 AND step_id = $5")
+        let running = Statement::new("UPDATE run_steps SET status = 'running', attempts = $1, input = $2, started_at = COALESCE(started_at, $3) WHERE run_id = $4 AND step_id = $5")
             .bind(attempt)
             .bind(input.to_string())
             .bind(now_ms())
             .bind(run_id)
-            .bind(&row.id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .bind(row.id.as_str());
+        if !self.commit_fenced(worker, run_id, true, [running]).await? {
+            return Ok(Next::Stop);
+        }
+        steps[index].status = "running".into();
+        steps[index].attempts = attempt;
+        steps[index].input = Some(input.clone());
         let call = self.call(spec, &input, &row.key, run_id, attempt);
         let result = match spec.deadline_ms {
             Some(ms) => tokio::time::timeout(Duration::from_millis(ms), call)
@@ -472,21 +541,23 @@ impl Flows {
         };
         match result {
             Ok(output) => {
-                let Some(mut tx) = self.fenced(worker, run_id, false).await? else {
-                    return Ok(false);
-                };
-                sqlx::query("UPDATE run_steps SET status = 'completed', output = $1, finished_at = $2 WHERE run_id = $3 AND step_id = $4")
+                let completed = Statement::new("UPDATE run_steps SET status = 'completed', output = $1, finished_at = $2 WHERE run_id = $3 AND step_id = $4")
                     .bind(output.to_string())
                     .bind(now_ms())
                     .bind(run_id)
-                    .bind(&row.id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(true)
+                    .bind(row.id.as_str());
+                if !self
+                    .commit_fenced(worker, run_id, false, [completed])
+                    .await?
+                {
+                    return Ok(Next::Stop);
+                }
+                steps[index].status = "completed".into();
+                steps[index].output = Some(output);
+                Ok(Next::Continue)
             }
-            Err(failure) => {
-                self.step_failed(
+            Err(failure) => self
+                .step_failed(
                     worker,
                     run_id,
                     def,
@@ -498,7 +569,7 @@ impl Flows {
                     failure,
                 )
                 .await
-            }
+                .map(Next::reload_if),
         }
     }
 

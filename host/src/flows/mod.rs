@@ -14,6 +14,7 @@
 //! `FOR UPDATE SKIP LOCKED` (SQLite serialises writers, so its single
 //! `UPDATE ... WHERE id = (SELECT ...)` is already exclusive).
 
+pub mod commit;
 pub mod definition;
 mod exec;
 pub mod idempotency;
@@ -276,6 +277,7 @@ pub struct Flows {
     options: FlowOptions,
     wake: Arc<tokio::sync::Notify>,
     host_id: String,
+    committer: std::sync::OnceLock<commit::GroupCommitter>,
 }
 
 impl Flows {
@@ -286,12 +288,20 @@ impl Flows {
             options,
             wake: Arc::new(tokio::sync::Notify::new()),
             host_id: uuid::Uuid::new_v4().simple().to_string(),
+            committer: std::sync::OnceLock::new(),
         })
     }
 
     /// The runtime.
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.runtime
+    }
+
+    /// The group committer of the workers' writes, started on first use
+    /// (on the current Tokio runtime).
+    fn committer(&self) -> &commit::GroupCommitter {
+        self.committer
+            .get_or_init(|| commit::GroupCommitter::start(self.runtime.store()))
     }
 
     fn pool(&self) -> &sqlx::AnyPool {
