@@ -4,6 +4,10 @@
 //! would hand the host's environment, secrets included, to a step; `input`,
 //! `inputs`, `halt`, `debug` and `stderr` talk to the process.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
@@ -71,6 +75,32 @@ fn compile(code: &str) -> Result<Filter, String> {
         })
 }
 
+/// The most compiled programs kept per thread; the cache is emptied when full.
+const CACHED: usize = 512;
+
+thread_local! {
+    /// Compiled programs by source: a flow's expressions are compiled once
+    /// per worker thread, not once per step. (Compiled filters may hold
+    /// values that are not `Send`, so each thread keeps its own.)
+    static COMPILED: RefCell<HashMap<String, Rc<Filter>>> = RefCell::new(HashMap::new());
+}
+
+/// `code` compiled, from this thread's cache when it is there.
+fn compiled(code: &str) -> Result<Rc<Filter>, String> {
+    if let Some(filter) = COMPILED.with(|c| c.borrow().get(code).cloned()) {
+        return Ok(filter);
+    }
+    let filter = Rc::new(compile(code)?);
+    COMPILED.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() >= CACHED {
+            cache.clear();
+        }
+        cache.insert(code.to_string(), Rc::clone(&filter));
+    });
+    Ok(filter)
+}
+
 fn snippet(at: &str) -> String {
     let s: String = at.chars().take(20).collect();
     if s.is_empty() {
@@ -87,7 +117,7 @@ pub fn check(code: &str) -> Result<(), String> {
 
 /// Runs `code` on `input`; the first result, or an error when it yields none.
 pub fn first(code: &str, input: &Value) -> Result<Value, String> {
-    let filter = compile(code)?;
+    let filter = compiled(code)?;
     let input: Val = serde_json::from_value(input.clone())
         .map_err(|e| format!("the expression's input does not convert: {e}"))?;
     let ctx = Ctx::<data::JustLut<Val>>::new(&filter.lut, Vars::new([]));
