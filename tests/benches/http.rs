@@ -21,7 +21,8 @@
 //! PATH (Debian: `apt-get install -y wrk`) and wasmtime-cli 48.0.8 at
 //! `target/bench-tools/wasmtime-48.0.8/bin/wasmtime` or `JUNCTION_BENCH_WASMTIME`
 //! (without it that row is skipped, loudly); BENCHMARKS.md has the install
-//! command. Run with `cargo bench -p junction-tests --bench http`.
+//! command. `JUNCTION_BENCH_JUNCTION` names a `junction` binary to use
+//! instead of building one. Run with `cargo bench -p junction-tests --bench http`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: a failed unwrap is a failed run
 
@@ -148,8 +149,17 @@ fn load(script: &Path, url: &str, seconds: u64) -> Vec<Measured> {
         .collect()
 }
 
-/// The release `junction` binary, built now (cargo rebuilds only what changed).
+/// The release `junction` binary, built now (cargo rebuilds only what changed),
+/// or the one `JUNCTION_BENCH_JUNCTION` names (when another cargo holds the
+/// release directory's lock, a build would wait for it).
 fn junction_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("JUNCTION_BENCH_JUNCTION") {
+        eprintln!(
+            "using the junction binary {}",
+            PathBuf::from(&path).display()
+        );
+        return PathBuf::from(path);
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     eprintln!("building: cargo build --release --locked -p junction-host --bin junction");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
