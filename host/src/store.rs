@@ -20,7 +20,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AnyPool, ConnectOptions as _, Row};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions as _, Connection as _, Row};
 
 use crate::config::{Config, DatabaseLocation, POSTGRES_NEEDS_KEY};
 use crate::secrets::{SecretBox, SecretError, generate_key};
@@ -317,11 +317,26 @@ impl Store {
         sqlx::any::install_default_drivers();
         let options = AnyConnectOptions::from_str(url)
             .map_err(|e| Error::Config(format!("database {}: {e}", redact_url(url))))?;
+        let unreachable = |e: sqlx::Error| {
+            Error::Config(format!(
+                "database: cannot connect to PostgreSQL at {}: {e}",
+                redact_url(url)
+            ))
+        };
+        // One connection first: the pool would retry a refused connection
+        // until its acquire timeout, and the host should stop at once.
+        AnyConnection::connect_with(&options)
+            .await
+            .map_err(unreachable)?
+            .close()
+            .await
+            .map_err(unreachable)?;
         let pool = AnyPoolOptions::new()
             .max_connections(16)
             .min_connections(0)
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(unreachable)?;
         Self::finish(pool, Backend::Postgres, KeySource::Given(key)).await
     }
 

@@ -729,6 +729,29 @@ async fn idempotency_keys_across_hosts(postgres: Option<String>) {
     );
 }
 
+/// A PostgreSQL server that does not answer stops the host at start, naming
+/// the server but not the password.
+#[tokio::test]
+async fn an_unreachable_postgres_is_named_without_its_password() {
+    // A port nothing listens on: connecting is refused at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = Config {
+        database: Some(PathBuf::from(format!(
+            "postgres://junction:hunter2@127.0.0.1:{port}/junction"
+        ))),
+        secret_key: Some(generate_key().into()),
+        ..test_config(test_limits())
+    };
+    let err = Store::open(&config).await.unwrap_err().to_string();
+    assert!(err.contains("cannot connect to PostgreSQL"), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
 /// Hosts sharing PostgreSQL must share the key: without one the host stops
 /// at start, naming the setting (before it connects to anything).
 #[tokio::test]
