@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
-use junction_host::engine::Limits;
-use junction_host::runtime::{CallOptions, ConnectionSpec, Runtime};
-use junction_host::store::{Auth, RateLimit};
+use junction_runtime::engine::Limits;
+use junction_runtime::runtime::{CallOptions, ConnectionSpec, Runtime};
+use junction_store::{Auth, RateLimit};
 use junction_tests::{guests, runtime};
 
 /// A small HubSpot deal, as the API suite sends it.
@@ -83,7 +83,7 @@ async fn host() -> Arc<Runtime> {
     host.load_plugin(&guests::bytes(guests::ECHO))
         .await
         .expect("echo loads");
-    host.load_plugin(junction_host::shipped::HUBSPOT_DEAL_TO_PROJECT)
+    host.load_plugin(junction::shipped::HUBSPOT_DEAL_TO_PROJECT)
         .await
         .expect("transform loads");
     host.put_connection(

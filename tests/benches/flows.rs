@@ -33,11 +33,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
-use junction_host::config::Config;
-use junction_host::flows::{FlowOptions, Flows};
-use junction_host::runtime::{ConnectionSpec, Runtime};
-use junction_host::secrets::Redacted;
-use junction_host::store::{Store, WebhookSettings};
+use junction_flows::{FlowOptions, Flows};
+use junction_runtime::runtime::{ConnectionSpec, Runtime};
+use junction_store::secrets::Redacted;
+use junction_store::{Store, WebhookSettings};
 use junction_tests::{guests, test_config, test_limits};
 use serde_json::json;
 
@@ -56,17 +55,16 @@ fn env_number(name: &str, default: usize) -> usize {
 /// echo connector loaded and connected twice: `echo` for the steps and
 /// `hooks` for the webhooks.
 async fn runtime(database: String) -> Arc<Runtime> {
-    let config = Config {
-        database: Some(database.into()),
-        // One key for every process of a PostgreSQL deployment; the SQLite
-        // file would get a key file beside it otherwise.
-        secret_key: Some(Redacted::new(
+    let config = {
+        let mut config = test_config(test_limits());
+        config.store.database = Some(database.into());
+        config.store.secret_key = Some(Redacted::new(
             "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string(),
-        )),
-        ..test_config(test_limits())
+        ));
+        config
     };
-    let store = Store::open(&config).await.expect("store");
-    let rt = Arc::new(Runtime::new(store, &config).expect("runtime"));
+    let store = Store::open(&config.store).await.expect("store");
+    let rt = Arc::new(Runtime::new(store, &config.runtime).expect("runtime"));
     rt.load_plugin(&guests::bytes(guests::ECHO)).await.unwrap();
     rt.put_connection(
         "echo",
@@ -229,7 +227,7 @@ async fn bench_intake(database: String, events: usize) -> IntakeFigures {
     let rt = runtime(database).await;
     let flows = Flows::new(rt, options(1));
     flows.deploy("on-event", ON_EVENT, "bench").await.unwrap();
-    let app = junction_host::api::router_with_flows(flows.clone(), &Config::default());
+    let app = junction_api::router_with_flows(flows.clone(), &Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "http://{}/v1/webhooks/hooks",

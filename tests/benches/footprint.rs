@@ -26,8 +26,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use junction_host::runtime::{CallOptions, ConnectionSpec, Runtime};
 use junction_registry::Package;
+use junction_runtime::runtime::{CallOptions, ConnectionSpec, Runtime};
 use junction_tests::test_config;
 
 /// The version the guest is built with; the bench rewrites its last six digits.
@@ -87,10 +87,10 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-fn config(db: &Path, cache: &Path) -> junction_host::config::Config {
-    let mut config = test_config(junction_host::engine::Limits::default());
-    config.database = Some(db.to_path_buf());
-    config.cache_dir = Some(cache.to_path_buf());
+fn config(db: &Path, cache: &Path) -> junction::config::Config {
+    let mut config = test_config(junction_runtime::engine::Limits::default());
+    config.store.database = Some(db.to_path_buf());
+    config.runtime.cache_dir = Some(cache.to_path_buf());
     config
 }
 
@@ -101,7 +101,11 @@ fn child(db: &Path, cache: &Path, count: usize) {
         .build()
         .unwrap();
     let before = rss();
-    let host = rt.block_on(Runtime::open(&config(db, cache))).unwrap();
+    let host = {
+        let config = config(db, cache);
+        rt.block_on(Runtime::open(&config.store, &config.runtime))
+    }
+    .unwrap();
     assert_eq!(host.plugins().len(), count, "every version restored");
     let loaded = rss();
     let (one, many) = rt.block_on(async {
@@ -168,7 +172,11 @@ fn main() {
         let db = scratch.path().join(format!("{count}.db"));
         let started = std::time::Instant::now();
         rt.block_on(async {
-            let host = Runtime::open(&config(&db, &cache)).await.unwrap();
+            let host = {
+                let config = config(&db, &cache);
+                Runtime::open(&config.store, &config.runtime).await
+            }
+            .unwrap();
             for i in 0..count {
                 let up = host
                     .upload_package(&package(version_component(&base, at, i), i), "bench")

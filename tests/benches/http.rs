@@ -3,7 +3,7 @@
 //! on loopback:
 //!
 //! - **Junction**: the release `junction serve` binary (built by this bench
-//!   with `cargo build --release --locked -p junction-host --bin junction`)
+//!   with `cargo build --release --locked -p junction --bin junction`)
 //!   on a SQLite database in a temporary directory, with its default limits,
 //!   a bearer token and default logging; the `echo` test connector uploaded
 //!   as a package through `POST /v1/plugins`, one connection on it, and the
@@ -161,7 +161,7 @@ fn junction_binary() -> PathBuf {
         return PathBuf::from(path);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    eprintln!("building: cargo build --release --locked -p junction-host --bin junction");
+    eprintln!("building: cargo build --release --locked -p junction --bin junction");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root)
         .args([
@@ -169,7 +169,7 @@ fn junction_binary() -> PathBuf {
             "--release",
             "--locked",
             "-p",
-            "junction-host",
+            "junction",
             "--bin",
             "junction",
         ])

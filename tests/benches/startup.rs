@@ -17,8 +17,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
-use junction_host::runtime::Runtime;
 use junction_registry::{Digest, Package};
+use junction_runtime::runtime::Runtime;
 use junction_tests::test_config;
 
 const PLUGINS: usize = 20;
@@ -61,11 +61,11 @@ fn host_start(c: &mut Criterion) {
 
     // One database holding the 20 plugins, uploaded the normal way.
     let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(junction_host::engine::Limits::default());
-    config.database = Some(dir.path().join("junction.db"));
-    config.cache_dir = None;
+    let mut config = test_config(junction_runtime::engine::Limits::default());
+    config.store.database = Some(dir.path().join("junction.db"));
+    config.runtime.cache_dir = None;
     rt.block_on(async {
-        let host = Runtime::open(&config).await.unwrap();
+        let host = Runtime::open(&config.store, &config.runtime).await.unwrap();
         for package in &packages {
             let up = host.upload_package(package, "bench").await.unwrap();
             assert!(up.created && up.active, "{} uploaded and active", up.name);
@@ -75,7 +75,7 @@ fn host_start(c: &mut Criterion) {
     // For reference, one start without a cache directory: compiles only.
     rt.block_on(async {
         let started = support::Stopwatch::start();
-        let host = Runtime::open(&config).await.unwrap();
+        let host = Runtime::open(&config.store, &config.runtime).await.unwrap();
         let sample = started.stop();
         assert_eq!(host.plugins().len(), PLUGINS);
         println!(
@@ -89,9 +89,9 @@ fn host_start(c: &mut Criterion) {
     let warm_cache = dir.path().join("warm-cache");
     rt.block_on(async {
         let mut config = config.clone();
-        config.cache_dir = Some(warm_cache.clone());
+        config.runtime.cache_dir = Some(warm_cache.clone());
         let started = support::Stopwatch::start();
-        let host = Runtime::open(&config).await.unwrap();
+        let host = Runtime::open(&config.store, &config.runtime).await.unwrap();
         let sample = started.stop();
         assert_eq!(host.plugins().len(), PLUGINS);
         println!(
@@ -128,12 +128,12 @@ fn host_start(c: &mut Criterion) {
                     for _ in 0..iters {
                         // Cold: a new, empty cache directory for every start.
                         let cold = (!warm).then(|| tempfile::tempdir_in(&scratch).unwrap());
-                        config.cache_dir = Some(match &cold {
+                        config.runtime.cache_dir = Some(match &cold {
                             Some(cold) => cold.path().to_path_buf(),
                             None => warm_cache.clone(),
                         });
                         let started = support::Stopwatch::start();
-                        let host = Runtime::open(&config).await.unwrap();
+                        let host = Runtime::open(&config.store, &config.runtime).await.unwrap();
                         total += runs.record(started.stop());
                         let plugins = host.plugins();
                         assert_eq!(plugins.len(), PLUGINS, "every plugin restored");

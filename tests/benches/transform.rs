@@ -24,7 +24,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use hubspot_deal_to_project::{Deal, deal_to_project};
-use junction_host::engine::Limits;
+use junction_runtime::engine::Limits;
 use junction_tests::runtime;
 
 /// Distinct records, used round-robin.
@@ -98,7 +98,7 @@ fn main() {
         .expect("tokio runtime");
     let host = rt.block_on(async {
         let host = runtime(Limits::default()).await;
-        host.load_plugin(junction_host::shipped::HUBSPOT_DEAL_TO_PROJECT)
+        host.load_plugin(junction::shipped::HUBSPOT_DEAL_TO_PROJECT)
             .await
             .expect("transform loads");
         host

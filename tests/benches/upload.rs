@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
-use junction_host::runtime::{CallOptions, ConnectionSpec};
 use junction_registry::Package;
+use junction_runtime::runtime::{CallOptions, ConnectionSpec};
 use junction_tests::{guests, runtime_with, test_config};
 
 fn large_package(wasm: Vec<u8>) -> Package {
@@ -97,8 +97,8 @@ async fn upload_and_call(
     plugin: &str,
     cache_dir: Option<PathBuf>,
 ) -> support::Sample {
-    let mut config = test_config(junction_host::engine::Limits::default());
-    config.cache_dir = cache_dir;
+    let mut config = test_config(junction_runtime::engine::Limits::default());
+    config.runtime.cache_dir = cache_dir;
     let host = runtime_with(&config).await;
     let started = support::Stopwatch::start();
     host.upload_package(package, "bench").await.unwrap();

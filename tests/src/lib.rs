@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use junction_host::config::Config;
-use junction_host::engine::Limits;
-use junction_host::runtime::Runtime;
-use junction_host::store::Store;
+use junction::config::Config;
+use junction_runtime::engine::Limits;
+use junction_runtime::runtime::Runtime;
+use junction_store::Store;
 
 /// Paths of the test-only guest components, built by `build.rs`.
 pub mod guests {
@@ -31,11 +31,12 @@ pub fn test_limits() -> Limits {
 
 /// A configuration for tests: in-memory store, no compiled-code cache.
 pub fn test_config(limits: Limits) -> Config {
-    Config {
-        database: None,
-        cache_dir: None,
-        limits,
-        ..Config::default()
+    {
+        let mut config = Config::default();
+        config.store.database = None;
+        config.runtime.cache_dir = None;
+        config.runtime.limits = limits;
+        config
     }
 }
 
@@ -47,7 +48,7 @@ pub async fn runtime(limits: Limits) -> Arc<Runtime> {
 /// A runtime over an in-memory store with `config`.
 pub async fn runtime_with(config: &Config) -> Arc<Runtime> {
     let store = Store::in_memory().await.expect("in-memory store");
-    Arc::new(Runtime::new(store, config).expect("runtime"))
+    Arc::new(Runtime::new(store, &config.runtime).expect("runtime"))
 }
 
 /// Fresh PostgreSQL databases for tests that run on PostgreSQL too.

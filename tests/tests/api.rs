@@ -9,8 +9,8 @@ use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use junction_host::api;
-use junction_host::config::{Config, Scope, Token};
+use junction::config::{Config, Scope, Token};
+use junction_api as api;
 use junction_standins::{JiraStandin, Misbehaviour};
 use junction_tests::{guests, runtime, test_limits};
 use serde_json::{Value, json};
@@ -27,10 +27,10 @@ struct Api {
 
 async fn api() -> Api {
     let rt = runtime(test_limits()).await;
-    rt.load_plugin(junction_host::shipped::JIRA_CONNECTOR)
+    rt.load_plugin(junction::shipped::JIRA_CONNECTOR)
         .await
         .unwrap();
-    rt.load_plugin(junction_host::shipped::HUBSPOT_DEAL_TO_PROJECT)
+    rt.load_plugin(junction::shipped::HUBSPOT_DEAL_TO_PROJECT)
         .await
         .unwrap();
     rt.load_plugin(&guests::bytes(guests::HOSTILE))
@@ -40,20 +40,21 @@ async fn api() -> Api {
         token: t.into(),
         scope,
     };
-    let config = Config {
-        database: None,
-        max_body_bytes: 64 * 1024,
-        tokens: BTreeMap::from([
+    let config = {
+        let mut config = Config::default();
+        config.store.database = None;
+        config.api.max_body_bytes = 64 * 1024;
+        config.api.tokens = BTreeMap::from([
             ("admin".into(), token(ADMIN, Scope::Admin)),
             ("reader".into(), token(READER, Scope::Read)),
             ("invoker".into(), token(INVOKER, Scope::Invoker)),
-        ]),
-        ..Config::default()
+        ]);
+        config
     };
     let jira = JiraStandin::start("ops@acme.example", "jira-api-token")
         .await
         .unwrap();
-    let app = api::router(rt, &config);
+    let app = api::router(rt, &config.api, config.flows.options());
     let api = Api { app, jira };
     let (status, _) = api
         .call(

@@ -12,11 +12,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use junction_host::config::Config;
-use junction_host::engine::Limits;
-use junction_host::runtime::{CallError, CallOptions, ConnectionSpec, PluginError, Runtime};
-use junction_host::store::Auth;
+use junction_runtime::engine::Limits;
+use junction_runtime::runtime::{CallError, CallOptions, ConnectionSpec, PluginError, Runtime};
 use junction_standins::Misbehaviour;
+use junction_store::Auth;
 use junction_tests::{runtime_with, test_config, test_limits};
 use serde_json::{Value, json};
 
@@ -30,16 +29,17 @@ static LOADING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A host with the three connectors uploaded as their shipped packages.
 async fn host() -> Arc<Runtime> {
-    let rt = runtime_with(&Config {
-        cache_dir: Some(cache_dir()),
-        ..test_config(Limits {
+    let rt = runtime_with(&{
+        let mut config = test_config(Limits {
             deadline_ms: 10_000,
             ..test_limits()
-        })
+        });
+        config.runtime.cache_dir = Some(cache_dir());
+        config
     })
     .await;
     let _first = LOADING.lock().await;
-    use junction_host::shipped::*;
+    use junction::shipped::*;
     for (manifest, wasm) in [
         (SALESFORCE_MANIFEST, SALESFORCE_CONNECTOR),
         (HUBSPOT_MANIFEST, HUBSPOT_CONNECTOR),
@@ -480,11 +480,11 @@ mod salesforce {
 
 mod hubspot {
     use super::*;
-    use junction_host::inbound::InboundWebhook;
-    use junction_host::store::WebhookSettings;
-    use junction_host::webhooks::Scheme;
+    use junction_runtime::inbound::InboundWebhook;
+    use junction_runtime::webhooks::Scheme;
     use junction_standins::HubspotStandin;
     use junction_standins::hubspot::{property_change_event, webhook_delivery};
+    use junction_store::WebhookSettings;
 
     const TOKEN: &str = "pat-na1-11111111-2222-3333-4444-555555555555";
     const WEBHOOK_SECRET: &str = "hubspot-app-client-secret";

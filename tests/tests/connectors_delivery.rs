@@ -18,11 +18,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use junction_host::config::{Config, Scope, Token};
-use junction_host::engine::Limits;
-use junction_host::runtime::{CallOptions, Runtime};
-use junction_host::{api, shipped};
+use junction::config::{Scope, Token};
+use junction::shipped;
+use junction_api as api;
 use junction_registry::Package;
+use junction_runtime::engine::Limits;
+use junction_runtime::runtime::{CallOptions, Runtime};
 use junction_standins::psa::NewPerson;
 use junction_standins::{
     ContractStandin, Misbehaviour, ProposalStandin, PsaStandin, WebhookAttempt,
@@ -58,21 +59,21 @@ struct Host {
 async fn host() -> Host {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let config = Config {
-        cache_dir: Some(cache_dir()),
-        public_url: Some(base.clone()),
-        tokens: BTreeMap::from([(
+    let config = {
+        let mut config = test_config(Limits {
+            deadline_ms: 10_000,
+            ..test_limits()
+        });
+        config.runtime.cache_dir = Some(cache_dir());
+        config.api.public_url = Some(base.clone());
+        config.api.tokens = BTreeMap::from([(
             "admin".into(),
             Token {
                 token: ADMIN.into(),
                 scope: Scope::Admin,
             },
-        )]),
-        // A rate-limited call waits for the system's window within its deadline.
-        ..test_config(Limits {
-            deadline_ms: 10_000,
-            ..test_limits()
-        })
+        )]);
+        config
     };
     config.validate().unwrap();
     let rt = runtime_with(&config).await;
@@ -90,7 +91,7 @@ async fn host() -> Host {
             rt.upload_package(&package, "test").await.unwrap();
         }
     }
-    let app = api::router(rt.clone(), &config);
+    let app = api::router(rt.clone(), &config.api, config.flows.options());
     tokio::spawn(async move { axum::serve(listener, app).await });
     Host {
         rt,

@@ -69,15 +69,17 @@ fn crash_host_process() {
     let Some(config) = std::env::var_os(HOST_CONFIG_VAR) else {
         return;
     };
-    junction_host::serve::log_to_stderr("warn,junction_host=info");
-    let config = junction_host::config::Config::load(Some(Path::new(&config))).unwrap();
+    junction::serve::log_to_stderr(
+        "warn,junction=info,junction_store=info,junction_runtime=info,junction_flows=info,junction_api=info",
+    );
+    let config = junction::config::Config::load(Some(Path::new(&config))).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     // Runs until it is killed.
     runtime
-        .block_on(junction_host::serve::run(&config, std::future::pending()))
+        .block_on(junction::serve::run(&config, std::future::pending()))
         .unwrap();
 }
 

@@ -16,9 +16,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
-use junction_host::engine::Limits;
-use junction_host::runtime::{CallError, CallOptions, ConnectionSpec, PluginError, Runtime};
-use junction_host::store::{Auth, RateLimit};
+use junction_runtime::engine::Limits;
+use junction_runtime::runtime::{CallError, CallOptions, ConnectionSpec, PluginError, Runtime};
+use junction_store::{Auth, RateLimit};
 use junction_tests::{guests, runtime, test_limits};
 use serde_json::{Value, json};
 

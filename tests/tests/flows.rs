@@ -14,10 +14,10 @@ use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use junction_host::api;
-use junction_host::config::{Config, Scope, Token};
-use junction_host::flows::{FlowOptions, Flows};
-use junction_host::runtime::{ConnectionSpec, Runtime};
+use junction::config::{Config, Scope, Token};
+use junction_api as api;
+use junction_flows::{FlowOptions, Flows};
+use junction_runtime::runtime::{ConnectionSpec, Runtime};
 use junction_standins::{JiraStandin, Misbehaviour};
 use junction_tests::{guests, runtime_with, test_config, test_limits};
 use serde_json::{Value, json};
@@ -37,16 +37,17 @@ fn options() -> FlowOptions {
 }
 
 fn config() -> Config {
-    Config {
-        database: None,
-        tokens: BTreeMap::from([(
+    {
+        let mut config = Config::default();
+        config.store.database = None;
+        config.api.tokens = BTreeMap::from([(
             "admin".into(),
             Token {
                 token: ADMIN.into(),
                 scope: Scope::Admin,
             },
-        )]),
-        ..Config::default()
+        )]);
+        config
     }
 }
 
@@ -60,7 +61,7 @@ static LOADING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn load_plugins(rt: &Runtime) {
     let _first = LOADING.lock().await;
-    rt.load_plugin(junction_host::shipped::JIRA_CONNECTOR)
+    rt.load_plugin(junction::shipped::JIRA_CONNECTOR)
         .await
         .unwrap();
     rt.load_plugin(&guests::bytes(guests::ECHO)).await.unwrap();
@@ -72,7 +73,7 @@ async fn connect(rt: &Runtime, jira: &JiraStandin) {
         ConnectionSpec {
             plugin: "jira".into(),
             config: BTreeMap::from([("base_url".into(), jira.base_url())]),
-            auth: Some(junction_host::store::Auth::Basic {
+            auth: Some(junction_store::Auth::Basic {
                 username: "ops@acme.example".into(),
                 password: "jira-api-token".into(),
             }),
@@ -109,20 +110,21 @@ async fn harness() -> Harness {
 
 /// The configuration of a host over `database` (`None`: in memory).
 fn host_config(database: Option<String>) -> Config {
-    Config {
-        database: database.map(std::path::PathBuf::from),
-        secret_key: Some(SECRET_KEY.to_string().into()),
-        cache_dir: Some(cache_dir()),
-        ..test_config(test_limits())
+    {
+        let mut config = test_config(test_limits());
+        config.store.database = database.map(std::path::PathBuf::from);
+        config.store.secret_key = Some(SECRET_KEY.to_string().into());
+        config.runtime.cache_dir = Some(cache_dir());
+        config
     }
 }
 
 /// A harness over the PostgreSQL database at `postgres`, or in memory.
 async fn harness_on(postgres: Option<String>) -> Harness {
     let host = host_config(postgres);
-    let rt = match &host.database {
+    let rt = match &host.store.database {
         None => runtime_with(&host).await,
-        Some(_) => Runtime::open(&host).await.unwrap(),
+        Some(_) => Runtime::open(&host.store, &host.runtime).await.unwrap(),
     };
     load_plugins(&rt).await;
     let jira = JiraStandin::start("ops@acme.example", "jira-api-token")
@@ -131,7 +133,7 @@ async fn harness_on(postgres: Option<String>) -> Harness {
     connect(&rt, &jira).await;
     let flows = Flows::new(rt, options());
     flows.spawn_workers();
-    let app = api::router_with_flows(flows.clone(), &config());
+    let app = api::router_with_flows(flows.clone(), &config().api);
     Harness { app, jira }
 }
 
@@ -772,7 +774,7 @@ async fn a_run_claimed_by_a_host_that_died_is_finished_after_its_lease(postgres:
     // The first host deploys, starts a run and claims it, then dies
     // without running a step and without releasing its lease.
     let run = {
-        let rt = Runtime::open(&config).await.unwrap();
+        let rt = Runtime::open(&config.store, &config.runtime).await.unwrap();
         load_plugins(&rt).await;
         connect(&rt, &jira).await;
         let flows = Flows::new(rt.clone(), options());
@@ -795,7 +797,7 @@ async fn a_run_claimed_by_a_host_that_died_is_finished_after_its_lease(postgres:
     };
 
     // A new runtime over the same database picks it up once the lease expires.
-    let rt = Runtime::open(&config).await.unwrap();
+    let rt = Runtime::open(&config.store, &config.runtime).await.unwrap();
     load_plugins(&rt).await;
     let flows = Flows::new(rt, options());
     flows.spawn_workers();

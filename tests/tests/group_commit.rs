@@ -10,12 +10,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use junction_host::config::Config;
-use junction_host::flows::commit::{Batch, GroupCommitter, Statement};
-use junction_host::flows::{FlowOptions, Flows};
-use junction_host::runtime::Runtime;
-use junction_host::secrets::Redacted;
-use junction_host::store::Store;
+use junction_flows::{FlowOptions, Flows};
+use junction_runtime::runtime::Runtime;
+use junction_store::Store;
+use junction_store::commit::{Batch, GroupCommitter, Statement};
+use junction_store::secrets::Redacted;
 use junction_tests::{test_config, test_limits};
 use serde_json::json;
 
@@ -38,15 +37,16 @@ fn write_error(run: &str, owner: &str, error: &str) -> Batch {
 }
 
 async fn batches_stand_or_fall_alone(database: String) {
-    let config = Config {
-        database: Some(database.into()),
-        secret_key: Some(Redacted::new(
+    let config = {
+        let mut config = test_config(test_limits());
+        config.store.database = Some(database.into());
+        config.store.secret_key = Some(Redacted::new(
             "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_string(),
-        )),
-        ..test_config(test_limits())
+        ));
+        config
     };
-    let store = Store::open(&config).await.unwrap();
-    let rt = Arc::new(Runtime::new(store, &config).unwrap());
+    let store = Store::open(&config.store).await.unwrap();
+    let rt = Arc::new(Runtime::new(store, &config.runtime).unwrap());
     let flows = Flows::new(rt.clone(), FlowOptions::default());
     flows.deploy("f", FLOW, "test").await.unwrap();
     let first = flows.start_run("f", json!({"n": 1})).await.unwrap();

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use junction_host::config::{Config, Scope, Token};
-use junction_host::runtime::Runtime;
+use junction::config::{Config, Scope, Token};
 use junction_registry::{Package, SigningKey};
+use junction_runtime::runtime::Runtime;
 use junction_tests::{guests, runtime_with, test_config, test_limits};
 use serde_json::{Value, json};
 
@@ -42,7 +42,7 @@ fn echo_package(version: &str) -> Package {
 
 fn config(extra: impl FnOnce(&mut Config)) -> Config {
     let mut config = test_config(test_limits());
-    config.tokens = BTreeMap::from([(
+    config.api.tokens = BTreeMap::from([(
         "admin".to_string(),
         Token {
             token: ADMIN.into(),
@@ -65,7 +65,7 @@ async fn start(config: &Config) -> Host {
 }
 
 async fn serve(runtime: Arc<Runtime>, config: &Config) -> Host {
-    let app = junction_host::api::router(runtime, config);
+    let app = junction_api::router(runtime, &config.api, config.flows.options());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -393,9 +393,9 @@ async fn refusals_are_4xx_leave_the_active_version_and_are_audited() {
 
     // With signatures required: unsigned and untrusted are refused, trusted accepted.
     let strict = start(&config(|c| {
-        c.require_signatures = true;
-        c.trusted_keys = vec![key.public_key().to_string()];
-        c.max_component_bytes = 4 * 1024 * 1024;
+        c.runtime.require_signatures = true;
+        c.runtime.trusted_keys = vec![key.public_key().to_string()];
+        c.runtime.max_component_bytes = 4 * 1024 * 1024;
     }))
     .await;
     let (status, body) = strict.upload(echo_package("0.1.0").to_bytes()).await;
@@ -514,11 +514,11 @@ async fn a_pinned_version_cannot_be_deleted_and_an_unused_one_can() {
 async fn a_restart_keeps_versions_and_the_active_one() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(|c| {
-        c.database = Some(dir.path().join("junction.db"));
-        c.cache_dir = Some(dir.path().join("cache"));
+        c.store.database = Some(dir.path().join("junction.db"));
+        c.runtime.cache_dir = Some(dir.path().join("cache"));
     });
     {
-        let runtime = Runtime::open(&config).await.unwrap();
+        let runtime = Runtime::open(&config.store, &config.runtime).await.unwrap();
         runtime
             .upload_package(&echo_package("0.1.0").to_bytes(), "ops")
             .await
@@ -534,7 +534,7 @@ async fn a_restart_keeps_versions_and_the_active_one() {
         cached >= 2,
         "compiled components were cached: {cached} files"
     );
-    let runtime = Runtime::open(&config).await.unwrap();
+    let runtime = Runtime::open(&config.store, &config.runtime).await.unwrap();
     let active = runtime.plugin("echo", None).unwrap();
     assert_eq!(active.version().to_string(), "0.2.0");
     assert_eq!(runtime.plugins().len(), 2);
@@ -546,7 +546,7 @@ async fn a_restart_keeps_versions_and_the_active_one() {
         }
     }
     drop(runtime);
-    let runtime = Runtime::open(&config).await.unwrap();
+    let runtime = Runtime::open(&config.store, &config.runtime).await.unwrap();
     assert_eq!(runtime.plugins().len(), 2);
 }
 
@@ -554,7 +554,7 @@ async fn a_restart_keeps_versions_and_the_active_one() {
 async fn the_watched_directory_loads_and_unloads_packages() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime_with(&config(|_| {})).await;
-    let _watch = junction_host::watcher::watch(runtime.clone(), dir.path().to_path_buf())
+    let _watch = junction_runtime::watcher::watch(runtime.clone(), dir.path().to_path_buf())
         .await
         .unwrap();
     let drop_in = |name: &str, package: Package| {

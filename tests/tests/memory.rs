@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use junction_host::runtime::{CallOptions, ConnectionSpec};
+use junction_runtime::runtime::{CallOptions, ConnectionSpec};
 use junction_tests::{guests, runtime, test_limits};
 
 /// Resident set size of this process, in bytes (Linux `/proc`).

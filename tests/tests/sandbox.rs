@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use junction_host::runtime::{CallError, CallOptions, ConnectionSpec, LoadError, Runtime};
 use junction_registry::{Refusal, World};
+use junction_runtime::runtime::{CallError, CallOptions, ConnectionSpec, LoadError, Runtime};
 use junction_tests::{guests, runtime, test_limits};
 use serde_json::{Value, json};
 
@@ -56,7 +56,7 @@ async fn with_guests() -> Arc<Runtime> {
 async fn both_worlds_load() {
     let rt = runtime(test_limits()).await;
     let jira = rt
-        .load_plugin(junction_host::shipped::JIRA_CONNECTOR)
+        .load_plugin(junction::shipped::JIRA_CONNECTOR)
         .await
         .unwrap();
     assert_eq!(jira.name(), "jira");
@@ -65,7 +65,7 @@ async fn both_worlds_load() {
         assert!(jira.operation(op).is_some(), "jira offers {op}");
     }
     let transform = rt
-        .load_plugin(junction_host::shipped::HUBSPOT_DEAL_TO_PROJECT)
+        .load_plugin(junction::shipped::HUBSPOT_DEAL_TO_PROJECT)
         .await
         .unwrap();
     assert_eq!(transform.world(), World::Transform);
@@ -301,7 +301,7 @@ async fn allowlist_refuses_other_hosts_and_credentials_are_added_by_the_host() {
             plugin: "echo".into(),
             version: None,
             config: BTreeMap::new(),
-            auth: Some(junction_host::store::Auth::Bearer {
+            auth: Some(junction_store::Auth::Bearer {
                 token: "s3cret-token-value".into(),
             }),
             allowed_hosts: vec![allowed.clone()],
@@ -406,7 +406,7 @@ async fn huge_initial_memory_is_refused_at_load() {
 
 #[tokio::test]
 async fn calls_beyond_a_plugins_concurrency_wait_then_get_busy() {
-    let limits = junction_host::engine::Limits {
+    let limits = junction_runtime::engine::Limits {
         concurrency: 1,
         queue_ms: 100,
         ..test_limits()

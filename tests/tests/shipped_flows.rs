@@ -12,10 +12,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use junction_host::config::{Config, Scope, Token};
-use junction_host::demo::{self, Estate};
-use junction_host::flows::{FlowOptions, Flows};
-use junction_host::{api, shipped};
+use junction::config::{Config, Scope, Token};
+use junction::demo::{self, Estate};
+use junction::shipped;
+use junction_api as api;
+use junction_flows::{FlowOptions, Flows};
 use junction_standins::{Misbehaviour, hubspot};
 use junction_tests::runtime_with;
 use serde_json::{Value, json};
@@ -34,20 +35,20 @@ struct Host {
 async fn host() -> Host {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let config = Config {
-        database: None,
-        cache_dir: Some(
-            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("shipped-flows-cache"),
-        ),
-        public_url: Some(base.clone()),
-        tokens: BTreeMap::from([(
+    let config = {
+        let mut config = Config::default();
+        config.store.database = None;
+        config.runtime.cache_dir =
+            Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("shipped-flows-cache"));
+        config.api.public_url = Some(base.clone());
+        config.api.tokens = BTreeMap::from([(
             "admin".into(),
             Token {
                 token: ADMIN.into(),
                 scope: Scope::Admin,
             },
-        )]),
-        ..Config::default()
+        )]);
+        config
     };
     let runtime = runtime_with(&config).await;
     for package in shipped::packages() {
@@ -65,7 +66,7 @@ async fn host() -> Host {
         },
     );
     flows.spawn_workers();
-    let app = api::router_with_flows(flows, &config);
+    let app = api::router_with_flows(flows, &config.api);
     tokio::spawn(async move { axum::serve(listener, app).await });
     let host = Host {
         base,

@@ -13,15 +13,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use junction_host::audit::{Outcome, Record};
-use junction_host::config::Config;
-use junction_host::flows::idempotency::{Claim, request_digest};
-use junction_host::flows::{FlowOptions, Flows, RunView};
-use junction_host::inbound::WebhookEvent;
-use junction_host::runtime::{ConnectionSpec, Runtime};
-use junction_host::secrets::generate_key;
-use junction_host::store::{Auth, Backend, Connection, Store, StoredVersion, WebhookSettings};
-use junction_host::webhooks::Scheme;
+use junction::config::Config;
+use junction_flows::{FlowOptions, Flows, RunView};
+use junction_runtime::inbound::WebhookEvent;
+use junction_runtime::runtime::{ConnectionSpec, Runtime};
+use junction_runtime::webhooks::Scheme;
+use junction_store::audit::{Outcome, Record};
+use junction_store::idempotency::{Claim, request_digest};
+use junction_store::secrets::generate_key;
+use junction_store::{Auth, Backend, Connection, Store, StoredVersion, WebhookSettings};
 use junction_tests::{guests, test_config, test_limits};
 use serde_json::{Value, json};
 use sqlx::AnyPool;
@@ -62,24 +62,25 @@ impl Db {
     }
 
     fn config(&self, key: &str) -> Config {
-        Config {
-            database: Some(PathBuf::from(&self.database)),
-            secret_key: Some(key.to_string().into()),
-            cache_dir: Some(cache_dir()),
-            ..test_config(test_limits())
+        {
+            let mut config = test_config(test_limits());
+            config.store.database = Some(PathBuf::from(&self.database));
+            config.store.secret_key = Some(key.to_string().into());
+            config.runtime.cache_dir = Some(cache_dir());
+            config
         }
     }
 
     /// A store over this database, as one host opens it.
     async fn open(&self) -> Store {
-        let store = Store::open(&self.config(&self.key)).await.unwrap();
+        let store = Store::open(&self.config(&self.key).store).await.unwrap();
         assert_eq!(store.backend(), self.backend);
         store
     }
 
     /// Flows over a store of their own: one host.
     async fn host(&self) -> Arc<Flows> {
-        let runtime = Runtime::new(self.open().await, &self.config(&self.key)).unwrap();
+        let runtime = Runtime::new(self.open().await, &self.config(&self.key).runtime).unwrap();
         Flows::new(
             Arc::new(runtime),
             FlowOptions {
@@ -200,7 +201,7 @@ async fn another_key_is_refused_at_open(postgres: Option<String>) {
         .put_connection(&connection("a"))
         .await
         .unwrap();
-    let err = Store::open(&db.config(&generate_key()))
+    let err = Store::open(&db.config(&generate_key()).store)
         .await
         .unwrap_err()
         .to_string();
@@ -739,14 +740,15 @@ async fn an_unreachable_postgres_is_named_without_its_password() {
         .local_addr()
         .unwrap()
         .port();
-    let config = Config {
-        database: Some(PathBuf::from(format!(
+    let config = {
+        let mut config = test_config(test_limits());
+        config.store.database = Some(PathBuf::from(format!(
             "postgres://junction:hunter2@127.0.0.1:{port}/junction"
-        ))),
-        secret_key: Some(generate_key().into()),
-        ..test_config(test_limits())
+        )));
+        config.store.secret_key = Some(generate_key().into());
+        config
     };
-    let err = Store::open(&config).await.unwrap_err().to_string();
+    let err = Store::open(&config.store).await.unwrap_err().to_string();
     assert!(err.contains("cannot connect to PostgreSQL"), "{err}");
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
@@ -756,18 +758,19 @@ async fn an_unreachable_postgres_is_named_without_its_password() {
 /// at start, naming the setting (before it connects to anything).
 #[tokio::test]
 async fn postgres_without_a_secret_key_does_not_start() {
-    let config = Config {
-        database: Some(PathBuf::from(
+    let config = {
+        let mut config = test_config(test_limits());
+        config.store.database = Some(PathBuf::from(
             "postgres://junction@db.invalid:5432/junction",
-        )),
-        ..test_config(test_limits())
+        ));
+        config
     };
     let err = config.validate().unwrap_err().to_string();
     assert!(
         err.contains("secret_key") && err.contains("JUNCTION_SECRET_KEY"),
         "{err}"
     );
-    let err = Store::open(&config).await.unwrap_err().to_string();
+    let err = Store::open(&config.store).await.unwrap_err().to_string();
     assert!(
         err.contains("secret_key") && err.contains("JUNCTION_SECRET_KEY"),
         "{err}"

@@ -19,8 +19,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, KeyInit, Mac};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use junction_host::api;
-use junction_host::config::{Config, Scope, Token};
+use junction::config::{Config, Scope, Token};
+use junction_api as api;
 use junction_tests::{guests, runtime, test_limits};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -209,22 +209,23 @@ struct Hooks {
 async fn hooks() -> Hooks {
     let rt = runtime(test_limits()).await;
     rt.load_plugin(&guests::bytes(guests::ECHO)).await.unwrap();
-    let config = Config {
-        database: None,
-        max_body_bytes: MAX_BODY,
-        public_url: Some(format!("{PUBLIC_URL}/")),
-        tokens: BTreeMap::from([(
+    let config = {
+        let mut config = Config::default();
+        config.store.database = None;
+        config.api.max_body_bytes = MAX_BODY;
+        config.api.public_url = Some(format!("{PUBLIC_URL}/"));
+        config.api.tokens = BTreeMap::from([(
             "ops".into(),
             Token {
                 token: OPERATOR.into(),
                 scope: Scope::Operator,
             },
-        )]),
-        ..Config::default()
+        )]);
+        config
     };
     config.validate().unwrap();
     let hooks = Hooks {
-        app: api::router(rt, &config),
+        app: api::router(rt, &config.api, config.flows.options()),
     };
     let generic = json!({"generic_hmac": {
         "header": "X-Acme-Signature", "prefix": "sha256=", "encoding": "hex"

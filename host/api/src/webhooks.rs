@@ -1,0 +1,64 @@
+//! `/v1/webhooks/{connection}`: inbound webhooks, verified then parsed by the plugin.
+
+use axum::Json;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::extract::{ApiState, RawBody};
+use junction_runtime::inbound::InboundWebhook;
+
+/// An inbound webhook: no bearer token, the signature authenticates it.
+pub(crate) async fn webhook(
+    State(state): State<ApiState>,
+    Path(connection): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let path = uri
+        .path_and_query()
+        .map_or_else(|| uri.path(), |p| p.as_str());
+    let url = format!("{}{path}", state.public_url);
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let request = InboundWebhook {
+        method: method.as_str(),
+        url: &url,
+        path,
+        headers: &headers,
+        body: &body,
+    };
+    let (events, plugin) = state
+        .runtime
+        .handle_webhook(&connection, request, std::time::SystemTime::now())
+        .await?;
+    // Committed before the answer: a sender that gets a 2xx never has to resend.
+    let runs = state
+        .flows
+        .start_runs_for_events(&connection, &events)
+        .await?;
+    let version = format!("{}@{}", plugin.name(), plugin.version());
+    Ok((
+        [(
+            header::HeaderName::from_static("junction-plugin"),
+            HeaderValue::from_str(&version).unwrap_or(HeaderValue::from_static("unknown")),
+        )],
+        Json(if runs.is_empty() {
+            json!({ "events": events })
+        } else {
+            json!({ "events": events, "runs": runs })
+        }),
+    )
+        .into_response())
+}

@@ -1,0 +1,535 @@
+//! `junction plugin ...`: author-side commands (new, build, pack, keygen,
+//! sign, inspect) and operator-side commands against a running host (push,
+//! list, activate, rollback); `junction flow|run|dead-letter ...` against a
+//! running host's flows.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use junction::scaffold;
+use junction_registry::{Manifest, Package, SigningKey};
+use serde_json::Value;
+
+use super::{DeadLetterCommand, FlowCommand, Kind, PluginCommand, Remote, RunCommand};
+
+pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
+    match command {
+        PluginCommand::Inspect { file } => inspect(&file),
+        PluginCommand::New {
+            name,
+            kind,
+            dir,
+            sdk_path,
+        } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let kind = match kind {
+                Kind::Connector => scaffold::Kind::Connector,
+                Kind::Transform => scaffold::Kind::Transform,
+            };
+            let sdk = match sdk_path {
+                Some(path) => scaffold::SdkSource::Path(
+                    std::fs::canonicalize(&path)
+                        .with_context(|| format!("finding {}", path.display()))?,
+                ),
+                None => scaffold::SdkSource::Version(env!("CARGO_PKG_VERSION").to_string()),
+            };
+            let files = scaffold::new_plugin(kind, &name, &dir, sdk)?;
+            for file in files {
+                println!("created {}", file.display());
+            }
+            println!(
+                "\nnext: cd {} && junction plugin build && junction plugin pack",
+                dir.display()
+            );
+            Ok(())
+        }
+        PluginCommand::Build { dir } => build(&dir),
+        PluginCommand::Pack { dir, wasm, out } => pack(&dir, wasm, out),
+        PluginCommand::Keygen { out } => {
+            if out.exists() {
+                bail!(
+                    "{} already exists; refusing to overwrite a key",
+                    out.display()
+                );
+            }
+            let key = SigningKey::generate();
+            key.save(&out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!("private key: {} (keep it secret)", out.display());
+            println!("key id:      {}", key.key_id());
+            println!("public key:  {}", key.public_key());
+            println!(
+                "\ntrust it on a host with: trusted_keys = [\"{}\"]",
+                key.public_key()
+            );
+            Ok(())
+        }
+        PluginCommand::Sign { package, key, out } => {
+            let key =
+                SigningKey::load(&key).with_context(|| format!("reading key {}", key.display()))?;
+            let bytes = std::fs::read(&package)
+                .with_context(|| format!("reading {}", package.display()))?;
+            let signed = Package::from_bytes(&bytes)
+                .with_context(|| format!("{} is not a package", package.display()))?
+                .sign(&key);
+            let out = out.unwrap_or(package);
+            std::fs::write(&out, signed.to_bytes())
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "signed {} with key {} (package {})",
+                out.display(),
+                key.key_id(),
+                signed.digest()
+            );
+            Ok(())
+        }
+        PluginCommand::Push {
+            package,
+            activate,
+            remote,
+        } => {
+            let bytes = std::fs::read(&package)
+                .with_context(|| format!("reading {}", package.display()))?;
+            let spinner = spinner(&format!(
+                "uploading {} ({} bytes); the host validates and compiles it",
+                package.display(),
+                bytes.len()
+            ));
+            let uploaded = remote
+                .send(reqwest::Method::POST, "/v1/plugins", Some(bytes))
+                .await;
+            spinner.finish_and_clear();
+            let uploaded = uploaded?;
+            println!(
+                "{}@{} uploaded (component {}, signer {}){}",
+                uploaded["name"].as_str().unwrap_or("?"),
+                uploaded["version"].as_str().unwrap_or("?"),
+                uploaded["digest"].as_str().unwrap_or("?"),
+                uploaded["signer"].as_str().unwrap_or("none"),
+                if uploaded["active"] == true {
+                    ", active"
+                } else {
+                    ""
+                }
+            );
+            if activate && uploaded["active"] != true {
+                let name = uploaded["name"].as_str().unwrap_or_default();
+                let version = uploaded["version"].as_str().unwrap_or_default();
+                let path = format!("/v1/plugins/{name}/versions/{version}/activate");
+                remote.send(reqwest::Method::POST, &path, None).await?;
+                println!("{name}@{version} is now active");
+            }
+            Ok(())
+        }
+        PluginCommand::List { remote } => {
+            let list = remote
+                .send(reqwest::Method::GET, "/v1/plugins", None)
+                .await?;
+            println!(
+                "{:<28} {:<10} {:<10} {:<8} DIGEST",
+                "NAME", "VERSION", "WORLD", "ACTIVE"
+            );
+            for p in list["plugins"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<28} {:<10} {:<10} {:<8} {}",
+                    p["name"].as_str().unwrap_or("?"),
+                    p["version"].as_str().unwrap_or("?"),
+                    p["world"].as_str().unwrap_or("?"),
+                    if p["active"] == true { "yes" } else { "" },
+                    p["digest"].as_str().unwrap_or("?"),
+                );
+            }
+            Ok(())
+        }
+        PluginCommand::Activate {
+            name,
+            version,
+            remote,
+        } => {
+            let path = format!("/v1/plugins/{name}/versions/{version}/activate");
+            let answer = remote.send(reqwest::Method::POST, &path, None).await?;
+            println!(
+                "{name}@{} is now active",
+                answer["active"].as_str().unwrap_or("?")
+            );
+            Ok(())
+        }
+        PluginCommand::Rollback { name, remote } => {
+            let answer = remote
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/v1/plugins/{name}/rollback"),
+                    None,
+                )
+                .await?;
+            println!(
+                "{name} rolled back to {}",
+                answer["active"].as_str().unwrap_or("?")
+            );
+            Ok(())
+        }
+    }
+}
+
+fn spinner(message: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+fn inspect(file: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let (wasm, package) = if bytes.starts_with(b"\0asm") {
+        (bytes, None)
+    } else {
+        let package = Package::from_bytes(&bytes)
+            .with_context(|| format!("{} cannot be loaded", file.display()))?;
+        (package.wasm().to_vec(), Some(package))
+    };
+    let inspection = junction_registry::inspect(&wasm)
+        .with_context(|| format!("{} cannot be loaded", file.display()))?;
+    if let Some(package) = &package {
+        let manifest =
+            Manifest::parse(package.manifest_text()).context("the package manifest is invalid")?;
+        println!(
+            "plugin:  {}@{}",
+            manifest.plugin.name, manifest.plugin.version
+        );
+        println!("package: {}", package.digest());
+        println!(
+            "signed:  {}",
+            package
+                .signature()
+                .map(|s| s.key_id.clone())
+                .unwrap_or_else(|| "no".into())
+        );
+    }
+    println!("world:   {}", inspection.world);
+    println!("digest:  {}", inspection.digest);
+    println!("imports: {}", inspection.imports.join(", "));
+    println!("exports: {}", inspection.exports.join(", "));
+    Ok(())
+}
+
+fn cargo_command(dir: &Path) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(dir);
+    cmd
+}
+
+fn build(dir: &Path) -> anyhow::Result<()> {
+    let status = cargo_command(dir)
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!(
+            "cargo build failed ({status}); is the target installed? `rustup target add wasm32-wasip2`"
+        );
+    }
+    let wasm = built_component(dir)?;
+    println!("built {}", wasm.display());
+    Ok(())
+}
+
+/// The component cargo built for the crate in `dir`.
+fn built_component(dir: &Path) -> anyhow::Result<PathBuf> {
+    let output = cargo_command(dir)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()
+        .context("running cargo metadata")?;
+    if !output.status.success() {
+        bail!("cargo metadata failed in {}", dir.display());
+    }
+    let metadata: Value = serde_json::from_slice(&output.stdout)?;
+    let target_dir = metadata["target_directory"]
+        .as_str()
+        .context("cargo metadata has no target directory")?;
+    let manifest = std::fs::canonicalize(dir.join("Cargo.toml"))?;
+    let package = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["manifest_path"].as_str().map(PathBuf::from) == Some(manifest.clone()))
+        .context("no package in this directory")?;
+    let lib = package["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "cdylib"))
+        })
+        .context("the crate has no cdylib target: add [lib] crate-type = [\"cdylib\"]")?;
+    let name = lib["name"].as_str().unwrap_or_default().replace('-', "_");
+    let path = Path::new(target_dir)
+        .join("wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
+    if !path.is_file() {
+        bail!(
+            "{} does not exist; run `junction plugin build` first",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn pack(dir: &Path, wasm: Option<PathBuf>, out: Option<PathBuf>) -> anyhow::Result<()> {
+    let manifest_path = dir.join("plugin.toml");
+    let manifest_text = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let manifest = Manifest::parse(&manifest_text)
+        .with_context(|| format!("{} is invalid", manifest_path.display()))?;
+    let wasm = match wasm {
+        Some(path) => path,
+        None => built_component(dir)?,
+    };
+    let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    let inspection = junction_registry::inspect(&bytes)
+        .with_context(|| format!("{} cannot be packed", wasm.display()))?;
+    if inspection.world != manifest.plugin.world {
+        bail!(
+            "plugin.toml says world `{}` but the component is a {}",
+            manifest.plugin.world,
+            inspection.world
+        );
+    }
+    let package = Package::new(manifest_text, bytes);
+    let out = out.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "{}-{}.jpkg",
+            manifest.plugin.name, manifest.plugin.version
+        ))
+    });
+    std::fs::write(&out, package.to_bytes())
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "packed {} ({}, {})",
+        out.display(),
+        inspection.world,
+        package.digest()
+    );
+    Ok(())
+}
+
+impl Remote {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.url.trim_end_matches('/'));
+        let mut request = reqwest::Client::new()
+            .request(method.clone(), &url)
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/vnd.junction.package")
+                .body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("{method} {url}"))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+                .unwrap_or(text);
+            bail!("{method} {path}: {status}: {message}");
+        }
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
+/// A query string from optional `key=value` pairs.
+fn query(pairs: &[(&str, Option<&str>)]) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in pairs {
+        if let Some(value) = value {
+            q.append_pair(key, value);
+        }
+    }
+    let q = q.finish();
+    if q.is_empty() { q } else { format!("?{q}") }
+}
+
+fn json_arg(what: &str, text: &str) -> anyhow::Result<Vec<u8>> {
+    let value: Value =
+        serde_json::from_str(text).with_context(|| format!("{what} is not valid JSON"))?;
+    Ok(value.to_string().into_bytes())
+}
+
+pub async fn flow(command: FlowCommand) -> anyhow::Result<()> {
+    match command {
+        FlowCommand::Deploy { file, name, remote } => {
+            let name = match name {
+                Some(name) => name,
+                None => file
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .map(str::to_string)
+                    .with_context(|| {
+                        format!(
+                            "{} has no file name to name the flow after; pass --name",
+                            file.display()
+                        )
+                    })?,
+            };
+            let source =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let deployed = remote
+                .send(
+                    reqwest::Method::PUT,
+                    &format!("/v1/flows/{name}"),
+                    Some(source),
+                )
+                .await?;
+            println!(
+                "{name}: version {}{}",
+                deployed["version"],
+                if deployed["changed"] == true {
+                    ""
+                } else {
+                    " (unchanged)"
+                }
+            );
+            Ok(())
+        }
+        FlowCommand::List { remote } => {
+            let list = remote.send(reqwest::Method::GET, "/v1/flows", None).await?;
+            for f in list["flows"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\tv{}\t{}\t{}",
+                    f["name"].as_str().unwrap_or("?"),
+                    f["version"],
+                    f["trigger"].as_str().unwrap_or("?"),
+                    f["description"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        FlowCommand::Run {
+            name,
+            event,
+            remote,
+        } => {
+            let body = json_arg("--event", &event)?;
+            let started = remote
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/v1/flows/{name}/runs"),
+                    Some(body),
+                )
+                .await?;
+            println!("{}", started["run"].as_str().unwrap_or("?"));
+            Ok(())
+        }
+    }
+}
+
+pub async fn run(command: RunCommand) -> anyhow::Result<()> {
+    match command {
+        RunCommand::List {
+            flow,
+            status,
+            remote,
+        } => {
+            let path = format!(
+                "/v1/runs{}",
+                query(&[("flow", flow.as_deref()), ("status", status.as_deref())])
+            );
+            let list = remote.send(reqwest::Method::GET, &path, None).await?;
+            for r in list["runs"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    r["id"].as_str().unwrap_or("?"),
+                    r["flow"].as_str().unwrap_or("?"),
+                    r["status"].as_str().unwrap_or("?"),
+                    r["created_at"].as_str().unwrap_or("?")
+                );
+            }
+            Ok(())
+        }
+        RunCommand::Show { id, remote } => {
+            let run = remote
+                .send(reqwest::Method::GET, &format!("/v1/runs/{id}"), None)
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&run)?);
+            Ok(())
+        }
+    }
+}
+
+pub async fn dead_letter(command: DeadLetterCommand) -> anyhow::Result<()> {
+    match command {
+        DeadLetterCommand::List { flow, remote } => {
+            let path = format!("/v1/dead-letters{}", query(&[("flow", flow.as_deref())]));
+            let list = remote.send(reqwest::Method::GET, &path, None).await?;
+            for d in list["dead_letters"].as_array().into_iter().flatten() {
+                let last = d["errors"]
+                    .as_array()
+                    .and_then(|e| e.last())
+                    .and_then(|e| e["message"].as_str())
+                    .unwrap_or("");
+                println!(
+                    "{}\t{}\trun {}\tstep {}\t{} attempts\t{last}",
+                    d["id"].as_str().unwrap_or("?"),
+                    d["flow"].as_str().unwrap_or("?"),
+                    d["run_id"].as_str().unwrap_or("?"),
+                    d["step"].as_str().unwrap_or("?"),
+                    d["attempts"]
+                );
+            }
+            Ok(())
+        }
+        DeadLetterCommand::Replay { id, input, remote } => {
+            let body = match input {
+                Some(text) => {
+                    let input: Value = serde_json::from_slice(&json_arg("--input", &text)?)?;
+                    Some(
+                        serde_json::json!({ "input": input })
+                            .to_string()
+                            .into_bytes(),
+                    )
+                }
+                None => None,
+            };
+            let replayed = remote
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/v1/dead-letters/{id}/replay"),
+                    body,
+                )
+                .await?;
+            println!("replaying run {}", replayed["run"].as_str().unwrap_or("?"));
+            Ok(())
+        }
+        DeadLetterCommand::Discard { id, remote } => {
+            remote
+                .send(
+                    reqwest::Method::DELETE,
+                    &format!("/v1/dead-letters/{id}"),
+                    None,
+                )
+                .await?;
+            println!("discarded {id}");
+            Ok(())
+        }
+    }
+}

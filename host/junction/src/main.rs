@@ -1,0 +1,284 @@
+//! `junction`: the Junction host and its command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use junction::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "junction",
+    version,
+    about = "WebAssembly plugin-hosted connector runtime"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the host as an HTTP service.
+    Serve {
+        /// Configuration file (TOML); `JUNCTION_*` variables override it.
+        #[arg(long, short, env = "JUNCTION_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Run the quote-to-project demo on the embedded defaults, against loopback stand-ins.
+    Demo {
+        /// Keep the host and stand-ins running after the demo, until Ctrl-C.
+        #[arg(long)]
+        keep_running: bool,
+    },
+    /// Work with plugin components.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// Deploy, list and start flows on a running host.
+    Flow {
+        #[command(subcommand)]
+        command: FlowCommand,
+    },
+    /// Look at a host's flow runs.
+    Run {
+        #[command(subcommand)]
+        command: RunCommand,
+    },
+    /// List, replay and discard a host's dead letters.
+    DeadLetter {
+        #[command(subcommand)]
+        command: DeadLetterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FlowCommand {
+    /// Deploy a flow file (TOML); a changed file becomes the flow's next version.
+    Deploy {
+        /// The flow file.
+        file: PathBuf,
+        /// Flow name (default: the file name without `.toml`).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List deployed flows.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Start a run by hand.
+    Run {
+        /// Flow name.
+        name: String,
+        /// The trigger event (JSON).
+        #[arg(long, default_value = "{}")]
+        event: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunCommand {
+    /// List runs, newest first.
+    List {
+        /// Only this flow's.
+        #[arg(long)]
+        flow: Option<String>,
+        /// Only runs with this status.
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show a run and its steps.
+    Show {
+        /// Run id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLetterCommand {
+    /// List dead letters.
+    List {
+        /// Only this flow's.
+        #[arg(long)]
+        flow: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Replay a dead-lettered run from its failed step.
+    Replay {
+        /// Dead letter id.
+        id: String,
+        /// A corrected input for the failed step (JSON).
+        #[arg(long)]
+        input: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Discard a dead letter.
+    Discard {
+        /// Dead letter id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Check a component or package the way the host does before loading it, and print what it is.
+    Inspect {
+        /// A component (.wasm) or a package (.jpkg).
+        file: PathBuf,
+    },
+    /// Create a plugin crate that builds for wasm32-wasip2 and passes its own test.
+    New {
+        /// Plugin name (a-z, 0-9, `-`, `_`).
+        name: String,
+        /// What the plugin is.
+        #[arg(long, value_enum, default_value = "connector")]
+        kind: Kind,
+        /// Directory to create (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Use a local checkout of junction-sdk instead of the published crate.
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
+    /// Build a plugin crate for wasm32-wasip2 (release).
+    Build {
+        /// The plugin crate (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Pack a manifest and a component into a package (.jpkg).
+    Pack {
+        /// The plugin crate: reads DIR/plugin.toml and the built component.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The component, when not DIR/target/wasm32-wasip2/release/<crate>.wasm.
+        #[arg(long)]
+        wasm: Option<PathBuf>,
+        /// Output file (default: NAME-VERSION.jpkg in the current directory).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Create an ed25519 signing key; prints its public key for `trusted_keys`.
+    Keygen {
+        /// Where to write the private key (mode 0600).
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// Sign a package with a private key (replaces any earlier signature).
+    Sign {
+        /// The package.
+        package: PathBuf,
+        /// The private key file from `junction plugin keygen`.
+        #[arg(long, short)]
+        key: PathBuf,
+        /// Output file (default: overwrite the package).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Upload a package to a running host.
+    Push {
+        /// The package.
+        package: PathBuf,
+        /// Make the uploaded version active.
+        #[arg(long)]
+        activate: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List a host's plugins.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Make a loaded version the active one.
+    Activate {
+        /// Plugin name.
+        name: String,
+        /// Version.
+        version: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Re-activate the version that was active before the current one.
+    Rollback {
+        /// Plugin name.
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Kind {
+    Connector,
+    Transform,
+}
+
+/// Where the host is and who we are.
+#[derive(clap::Args)]
+struct Remote {
+    /// The host's base URL.
+    #[arg(long, env = "JUNCTION_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// A bearer token of the host.
+    #[arg(long, env = "JUNCTION_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let quiet_default = matches!(cli.command, Command::Demo { .. } | Command::Plugin { .. });
+    junction::serve::log_to_stderr(if quiet_default { "warn" } else { "info" });
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config } => serve(config).await,
+        Command::Demo { keep_running } => junction::demo::run(keep_running).await.map(|_| ()),
+        Command::Plugin { command } => cli::plugin(command).await,
+        Command::Flow { command } => cli::flow(command).await,
+        Command::Run { command } => cli::run(command).await,
+        Command::DeadLetter { command } => cli::dead_letter(command).await,
+    }
+}
+
+mod cli;
+
+async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = Config::load(config_path.as_deref())?;
+    junction::serve::run(&config, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}

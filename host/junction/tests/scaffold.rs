@@ -1,0 +1,209 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `junction plugin new`: the crate it writes builds for wasm32-wasip2 and
+//! passes its own test; names and directories it must not use are refused.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use junction::scaffold::{Kind, ScaffoldError, SdkSource, new_plugin};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("host/junction/ lies two levels below the repository")
+        .to_path_buf()
+}
+
+fn local_sdk() -> SdkSource {
+    SdkSource::Path(repo().join("sdk"))
+}
+
+/// `cargo <args>` in `dir`, as a plugin author would run it, sharing one
+/// target directory across runs so that only the new crate is recompiled.
+fn cargo(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(dir)
+        .args(args)
+        .env("CARGO_TARGET_DIR", repo().join("target/scaffold-test"));
+    // What cargo sets for this test's own build must not leak into the plugin's.
+    for key in [
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+    ] {
+        cmd.env_remove(key);
+    }
+    let output = cmd.output().expect("running cargo");
+    assert!(
+        output.status.success(),
+        "cargo {} in {} failed:\n{}",
+        args.join(" "),
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn build_component(dir: &Path, krate: &str) -> PathBuf {
+    cargo(dir, &["build", "--release", "--target", "wasm32-wasip2"]);
+    repo()
+        .join("target/scaffold-test/wasm32-wasip2/release")
+        .join(format!("{krate}.wasm"))
+}
+
+fn relative(files: &[PathBuf], dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = files
+        .iter()
+        .map(|f| f.strip_prefix(dir).unwrap().display().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+fn manifest(dir: &Path) -> junction_registry::Manifest {
+    let text = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
+    junction_registry::Manifest::parse(&text).expect("plugin.toml is a valid manifest")
+}
+
+#[test]
+fn connector_builds_for_wasm_and_passes_its_own_test() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("scaffold-connector");
+    let files = new_plugin(Kind::Connector, "scaffold-connector", &dir, local_sdk()).unwrap();
+    assert_eq!(
+        relative(&files, &dir),
+        [
+            ".gitignore",
+            "Cargo.toml",
+            "README.md",
+            "plugin.toml",
+            "src/lib.rs"
+        ]
+    );
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(readme.contains("cargo build --release --target wasm32-wasip2"));
+
+    let manifest = manifest(&dir);
+    assert_eq!(manifest.plugin.name, "scaffold-connector");
+    assert_eq!(manifest.plugin.version.to_string(), "0.1.0");
+    assert_eq!(manifest.plugin.world.as_str(), "connector");
+    assert_eq!(manifest.plugin.operations, ["ping", "echo"]);
+    assert!(manifest.capabilities.outbound_hosts.is_empty());
+    assert!(!manifest.capabilities.kv);
+
+    let wasm = build_component(&dir, "scaffold_connector");
+    let bytes = std::fs::read(&wasm).expect("the component was built");
+    let inspection = junction_registry::inspect(&bytes).expect("the registry accepts it");
+    assert_eq!(inspection.world.as_str(), "connector");
+
+    let test = cargo(&dir, &["test"]);
+    let stdout = String::from_utf8_lossy(&test.stdout);
+    assert!(stdout.contains("test result: ok. 3 passed"), "{stdout}");
+}
+
+#[test]
+fn transform_builds_for_wasm_and_passes_its_own_test() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("scaffold-transform");
+    new_plugin(Kind::Transform, "scaffold-transform", &dir, local_sdk()).unwrap();
+
+    let manifest = manifest(&dir);
+    assert_eq!(manifest.plugin.world.as_str(), "transform");
+    assert!(manifest.plugin.operations.is_empty());
+
+    let wasm = build_component(&dir, "scaffold_transform");
+    let bytes = std::fs::read(&wasm).expect("the component was built");
+    let inspection = junction_registry::inspect(&bytes).expect("the registry accepts it");
+    assert_eq!(inspection.world.as_str(), "transform");
+
+    let test = cargo(&dir, &["test"]);
+    let stdout = String::from_utf8_lossy(&test.stdout);
+    assert!(stdout.contains("test result: ok. 3 passed"), "{stdout}");
+}
+
+#[test]
+fn names_that_are_not_plugin_and_crate_names_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in [
+        "",
+        "1password",
+        "Jira",
+        "acme.crm",
+        "acme crm",
+        "-x",
+        &"a".repeat(65),
+    ] {
+        let dir = tmp.path().join("p");
+        let error = new_plugin(Kind::Connector, name, &dir, local_sdk()).unwrap_err();
+        assert!(
+            matches!(error, ScaffoldError::BadName(_)),
+            "{name}: {error}"
+        );
+        assert!(error.to_string().contains("a-z, 0-9"), "{error}");
+        assert!(!dir.exists(), "nothing is created for {name:?}");
+    }
+    let error = new_plugin(Kind::Transform, "fn", &tmp.path().join("p"), local_sdk()).unwrap_err();
+    assert!(matches!(error, ScaffoldError::ReservedName(_)), "{error}");
+    // The longest name is fine.
+    let dir = tmp.path().join("long");
+    new_plugin(Kind::Connector, &"a".repeat(64), &dir, local_sdk()).unwrap();
+}
+
+#[test]
+fn an_existing_non_empty_directory_or_file_is_never_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("taken");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("Cargo.toml"), "mine").unwrap();
+    let error = new_plugin(Kind::Connector, "taken", &dir, local_sdk()).unwrap_err();
+    assert!(matches!(error, ScaffoldError::NotEmpty(_)), "{error}");
+    assert!(
+        error.to_string().contains("refusing to overwrite"),
+        "{error}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("Cargo.toml")).unwrap(),
+        "mine"
+    );
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+
+    let file = tmp.path().join("file");
+    std::fs::write(&file, "mine").unwrap();
+    let error = new_plugin(Kind::Connector, "file", &file, local_sdk()).unwrap_err();
+    assert!(matches!(error, ScaffoldError::NotEmpty(_)), "{error}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+
+    // An empty directory is used as it is.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    new_plugin(Kind::Transform, "empty", &empty, local_sdk()).unwrap();
+    assert!(empty.join("src/lib.rs").is_file());
+}
+
+#[test]
+fn a_path_that_is_not_the_sdk_is_refused_and_a_version_is_written_as_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    let error = new_plugin(
+        Kind::Connector,
+        "p",
+        &dir,
+        SdkSource::Path(tmp.path().join("nowhere")),
+    )
+    .unwrap_err();
+    assert!(matches!(error, ScaffoldError::NoSdk(_)), "{error}");
+    assert!(!dir.exists());
+
+    new_plugin(Kind::Transform, "p", &dir, SdkSource::Version("0.1".into())).unwrap();
+    let cargo_toml = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(
+        cargo_toml.contains(r#"junction-sdk = { version = "0.1", features = ["transform"] }"#),
+        "{cargo_toml}"
+    );
+}

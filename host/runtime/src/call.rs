@@ -1,0 +1,180 @@
+//! What every call shares: the output check, admission, the deadline and
+//! turning a guest's trap, timeout or error into a [`CallError`].
+
+use std::time::Duration;
+
+use wasmtime::Store as WasmStore;
+
+use junction_registry::World;
+use wasmtime::component::{ComponentNamedList, InstancePre, Lift, Lower, TypedFunc};
+
+use crate::bindings::junction::plugin::types::Error as PluginError;
+use crate::capabilities::HostState;
+use crate::engine::Limits;
+use crate::error::CallError;
+use crate::plugins::Plugin;
+use crate::runtime::DEADLINE_GRACE;
+
+/// Checks what a call returned: within the output cap (each output also
+/// counts a few bytes, so a flood of empty strings is capped too) and JSON.
+pub(crate) fn check_output<'a>(
+    limits: &Limits,
+    outputs: impl IntoIterator<Item = &'a str>,
+) -> Result<(), CallError> {
+    const PER_OUTPUT_BYTES: usize = 8;
+    let limit = limits.output_bytes;
+    let mut size = 0usize;
+    for output in outputs {
+        size += output.len() + PER_OUTPUT_BYTES;
+        if u64::try_from(size).unwrap_or(u64::MAX) > limit {
+            return Err(CallError::OutputTooLarge { size, limit });
+        }
+        serde_json::from_str::<serde::de::IgnoredAny>(output)
+            .map_err(|e| CallError::BadOutput(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Waits (at most the plugin's queue time) for one of its call slots.
+pub(crate) async fn admit(plugin: &Plugin) -> Result<tokio::sync::OwnedSemaphorePermit, CallError> {
+    let queue = Duration::from_millis(plugin.limits.queue_ms);
+    match tokio::time::timeout(queue, plugin.slots.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => {
+            tracing::warn!(plugin = %plugin.name(), concurrency = plugin.limits.concurrency, "call refused: every slot busy");
+            Err(CallError::Busy {
+                plugin: plugin.name().to_string(),
+                concurrency: plugin.limits.concurrency,
+                retry_after_ms: plugin.limits.queue_ms.max(1_000),
+            })
+        }
+    }
+}
+
+/// The result of a call that can fail with a plugin error. When the host's
+/// rate gate refused one of the call's requests and the call then failed,
+/// the caller is told `rate-limited` with the wait, whatever the plugin
+/// made of the refused request.
+pub(crate) fn conclude<T>(
+    outcome: Result<Result<T, PluginError>, CallError>,
+    store: &WasmStore<HostState>,
+) -> Result<T, CallError> {
+    if let Ok(Ok(value)) = outcome {
+        return Ok(value);
+    }
+    let limited = *store
+        .data()
+        .outbound
+        .signals
+        .rate_limited
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(wait) = limited {
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+        return Err(CallError::Plugin(PluginError::RateLimited(ms)));
+    }
+    outcome?.map_err(CallError::Plugin)
+}
+
+pub(crate) fn wrong_world(plugin: &Plugin, expected: World) -> CallError {
+    CallError::WrongWorld {
+        plugin: plugin.name().to_string(),
+        expected,
+        actual: plugin.world(),
+    }
+}
+
+/// Instantiates `pre` in `store` and returns its export `name` as a typed
+/// function. The generated bindings' `instantiate` would look up and
+/// type-check every export of the world on each call; a call needs one.
+pub(crate) async fn export<P, R>(
+    pre: &InstancePre<HostState>,
+    store: &mut WasmStore<HostState>,
+    name: &str,
+) -> wasmtime::Result<TypedFunc<P, R>>
+where
+    P: ComponentNamedList + Lower + Send + Sync,
+    R: ComponentNamedList + Lift + Send + Sync,
+{
+    pre.instantiate_async(&mut *store)
+        .await?
+        .get_typed_func::<P, R>(&mut *store, name)
+}
+
+/// The marker error of an epoch deadline.
+#[derive(Debug)]
+pub(crate) struct DeadlineExceeded;
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("deadline exceeded")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+/// The outcome of running guest code: `None` when the outer timeout fired.
+pub(crate) type Ran<T> = Option<wasmtime::Result<T>>;
+
+/// Runs `f` on the store, giving up from outside shortly after the deadline
+/// in case the guest is parked in a host call that epochs cannot interrupt.
+pub(crate) async fn run_with_deadline<T>(
+    store: &mut WasmStore<HostState>,
+    deadline: Duration,
+    f: impl AsyncFnOnce(&mut WasmStore<HostState>) -> wasmtime::Result<T>,
+) -> Ran<T> {
+    tokio::time::timeout(deadline + DEADLINE_GRACE, f(store))
+        .await
+        .ok()
+}
+
+/// Turns the outcome of guest code into the call's result, classifying traps.
+pub(crate) fn settle<T>(
+    ran: Ran<T>,
+    store: &WasmStore<HostState>,
+    deadline_ms: u64,
+) -> Result<T, CallError> {
+    let state = store.data();
+    let err = match ran {
+        None => return Err(CallError::Timeout { deadline_ms }),
+        Some(Ok(value)) => return Ok(value),
+        Some(Err(err)) => err,
+    };
+    if err.downcast_ref::<DeadlineExceeded>().is_some() {
+        return Err(CallError::Timeout { deadline_ms });
+    }
+    if state.limiter.memory_refused {
+        return Err(CallError::LimitExceeded {
+            what: "memory".into(),
+        });
+    }
+    if err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<wasmtime::component::ResourceTableError>(),
+            Some(wasmtime::component::ResourceTableError::Full)
+        )
+    }) {
+        return Err(CallError::LimitExceeded {
+            what: "resource handle".into(),
+        });
+    }
+    if state.limiter.table_refused {
+        return Err(CallError::LimitExceeded {
+            what: "table".into(),
+        });
+    }
+    let output = state.captured_output();
+    let detail = if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
+        trap.to_string()
+    } else {
+        format!("{err:?}")
+    };
+    let last_lines: Vec<&str> = output.lines().rev().take(5).collect();
+    let said = last_lines.into_iter().rev().collect::<Vec<_>>().join(" | ");
+    tracing::warn!(plugin = %state.scope.plugin, error = %detail, output = %said, "plugin call trapped");
+    Err(CallError::Trap(if said.is_empty() {
+        detail
+    } else {
+        format!("{detail}; the plugin said: {said}")
+    }))
+}

@@ -1,0 +1,179 @@
+//! The host's durable state and every SQL statement of the host: connections,
+//! plugin packages and versions, kv, idempotency keys, audit, flows, runs,
+//! steps, dead letters and schedules. No other crate of the host holds SQL.
+//!
+//! SQLite is the embedded default (WAL journal, `synchronous=FULL` so that
+//! anything the API acknowledged survives a crash), reached through `sqlx`
+//! with migrations embedded in the binary.
+//!
+//! Connection secrets (the `auth` and `webhook` columns) are stored sealed
+//! with [`SecretBox`], each bound to its connection and column. The key comes
+//! from configuration (`secret_key`); without one, an on-disk database gets a
+//! key file beside it ([`key_file_path`]), created on first start, and the
+//! in-memory store a throwaway key. Opening a database checks every sealed
+//! secret against the key, so a wrong key stops the host at start rather
+//! than at the first call, and seals any plaintext secret an older version
+//! stored.
+
+use std::path::{Path, PathBuf};
+
+use sqlx::AnyPool;
+
+pub mod audit;
+pub mod commit;
+pub mod config;
+mod connections;
+pub mod idempotency;
+mod kv;
+mod open;
+mod packages;
+mod scheme;
+pub mod secrets;
+#[cfg(test)]
+mod tests;
+
+pub use config::{DatabaseLocation, StoreConfig};
+pub use connections::{Auth, Connection, RateLimit, WebhookSettings};
+pub use packages::StoredVersion;
+pub use scheme::{Encoding, Scheme};
+
+use secrets::{SecretBox, SecretError};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored JSON column did not decode.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    /// The key that seals connection secrets could not be loaded or created.
+    #[error("{0}")]
+    Key(String),
+    /// The configured database cannot be used as given.
+    #[error("{0}")]
+    Config(String),
+    /// A connection's stored secret could not be opened: it was sealed
+    /// under another key, altered, or never sealed.
+    #[error(
+        "cannot open the stored `{column}` secret of connection `{connection}`: {reason}; \
+         this host's key is {key_origin}"
+    )]
+    Secret {
+        /// The connection.
+        connection: String,
+        /// `auth` or `webhook`.
+        column: &'static str,
+        /// Why it did not open.
+        reason: SecretError,
+        /// Where the host's key came from.
+        key_origin: String,
+    },
+}
+
+/// The store's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Pragmas set on every SQLite connection: wait for a busy database
+/// rather than fail, enforce foreign keys, and overwrite deleted content with
+/// zeros so that a replaced secret (or a plaintext one sealed on migration)
+/// does not linger in free pages.
+const SQLITE_PRAGMAS: [&str; 3] = [
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA secure_delete = ON",
+];
+
+/// Pragmas of SQLite files: the WAL journal, and `synchronous=FULL` so that
+/// anything the API acknowledged survives a crash or power loss.
+const SQLITE_FILE_PRAGMAS: [&str; 2] = ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL"];
+
+/// The database behind a [`Store`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite: one host (several processes only through the same file).
+    Sqlite,
+    /// PostgreSQL: one or several hosts sharing it.
+    Postgres,
+}
+
+/// A transaction of the store.
+pub type Transaction = sqlx::Transaction<'static, sqlx::Any>;
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    secrets: SecretBox,
+    /// Where `secrets`' key came from, for error messages.
+    key_origin: String,
+}
+
+/// Where the key sealing connection secrets comes from.
+enum KeySource<'a> {
+    /// Configured.
+    Given(SecretBox),
+    /// The key file beside the database at this path.
+    File(&'a Path),
+    /// A new random key that dies with the process.
+    Ephemeral,
+}
+
+/// The key file used for the database at `database` when no `secret_key`
+/// is configured: the database's file name with `.key` appended.
+pub fn key_file_path(database: &Path) -> PathBuf {
+    let mut name = database.file_name().unwrap_or_default().to_os_string();
+    name.push(".key");
+    database.with_file_name(name)
+}
+
+impl Store {
+    /// The connection pool, for the store's other modules.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// `url` without its password, for messages and logs (also when it does
+/// not parse: the text between `user:` and `@` is hidden).
+pub fn redact_url(url: &str) -> String {
+    if let Ok(mut parsed) = url::Url::parse(url) {
+        if parsed.password().is_some() && parsed.set_password(Some("***")).is_ok() {
+            return parsed.to_string();
+        }
+        return url.to_string();
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Milliseconds since the Unix epoch, the store's clock.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
