@@ -1,0 +1,306 @@
+//! A stand-in of the NetSuite REST record service (SuiteTalk REST web services): customers and
+//! jobs (projects), and invoices.
+//!
+//! Endpoints (all under `/services/rest/record/v1`, all behind `Authorization: Bearer` with the
+//! OAuth 2.0 access token given to [`NetsuiteStandin::start`]); `{type}` is `customer`, `job` or `invoice`
+//! and `{ref}` is an internal id (`1001`) or `eid:` and an external id (`eid:CRM-42`):
+//!
+//! | method and path | answer |
+//! | --- | --- |
+//! | `POST /{type}` | `204` with `Location` naming the new record; `400` |
+//! | `GET /{type}/{ref}` | `200` the record; `404` |
+//! | `PATCH /{type}/{ref}` | `204` with `Location`; `400`, `404` |
+//! | `PUT /{type}/eid:{externalId}` | `204` with `Location`: creates the record with that external id, or updates it |
+//!
+//! A request that carries `X-NetSuite-Idempotency-Key` with a key already seen gets the answer the
+//! first request with that key got, and changes nothing: a retried create makes one record.
+//!
+//! Errors have NetSuite's shape, `{"type","title","status","o:errorDetails":[{"detail",
+//! "o:errorCode"}]}` (with `"o:errorPath"` naming the field where there is one): `401`
+//! `INVALID_LOGIN`, `404` `NONEXISTENT_ID`, `400` `USER_ERROR` (a required field is missing or
+//! the body is not JSON), `INVALID_KEY_OR_REF` (a job's `parent` is not a customer) and `DUP_RCRD`
+//! (an external id already in use). A customer needs `companyName`; a job needs `companyName` and
+//! `parent: {"id"}`, an existing customer. Customer ids count up from `1001`, job ids from
+//! `2001`.
+//!
+//! An invoice needs `entity: {"id"}` (an existing customer), optionally `job: {"id"}` (an
+//! existing job), and `item: {"items": [{"item": {"id"}, "quantity", "rate", ...}]}` with at
+//! least one line (`USER_ERROR` naming `item.items[n]` otherwise); invoice ids count up from
+//! `3001`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{any, post};
+use serde_json::{Map, Value, json};
+
+use crate::server::{StandinCore, has_bearer_token, lock};
+use crate::{Misbehaviour, RecordedRequest};
+
+mod answers;
+mod records;
+mod validation;
+use answers::{Answer, NetsuiteFaults, error, unauthorized};
+use records::{create, one};
+
+/// The path of the record service, under the base URL.
+pub const RECORD_PATH: &str = "/services/rest/record/v1";
+
+/// The header whose value makes a request idempotent.
+pub const IDEMPOTENCY_HEADER: &str = "x-netsuite-idempotency-key";
+
+const FIRST_CUSTOMER_ID: u64 = 1001;
+const FIRST_JOB_ID: u64 = 2001;
+const FIRST_INVOICE_ID: u64 = 3001;
+
+/// A running NetSuite REST record service stand-in on `127.0.0.1`.
+///
+/// Clones share one server and one store. The server stops when the last clone is dropped, or
+/// earlier through [`NetsuiteStandin::shutdown`].
+#[derive(Clone)]
+pub struct NetsuiteStandin {
+    core: Arc<StandinCore>,
+    state: Arc<NetsuiteState>,
+}
+
+impl std::fmt::Debug for NetsuiteStandin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetsuiteStandin")
+            .field("base_url", &self.core.base_url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NetsuiteStandin {
+    /// Starts on 127.0.0.1 with an ephemeral port; accepts `Authorization: Bearer {access_token}`.
+    ///
+    /// Must be called inside a Tokio runtime, which the server task then runs on.
+    ///
+    /// # Errors
+    ///
+    /// When no loopback port can be bound.
+    pub async fn start(access_token: &str) -> anyhow::Result<NetsuiteStandin> {
+        let access_token = access_token.to_owned();
+        let mut created_state = None;
+        let core = StandinCore::start("netsuite", NetsuiteFaults, |base_url| {
+            let state = Arc::new(NetsuiteState {
+                base_url,
+                access_token,
+                store: Mutex::new(Store::default()),
+            });
+            created_state = Some(state.clone());
+            router(state)
+        })
+        .await?;
+        let state = created_state
+            .ok_or_else(|| anyhow::anyhow!("the netsuite stand-in router was never built"))?;
+        Ok(NetsuiteStandin {
+            core: Arc::new(core),
+            state,
+        })
+    }
+
+    /// The base URL to give a NetSuite connector, `http://127.0.0.1:PORT` (no trailing slash);
+    /// the record service is under [`RECORD_PATH`].
+    pub fn base_url(&self) -> String {
+        self.core.base_url()
+    }
+
+    /// The `127.0.0.1:PORT` authority, for outbound-host allowlists.
+    pub fn host(&self) -> String {
+        self.core.host()
+    }
+
+    /// The stored customers in creation order, each as `GET /customer/{id}` returns it.
+    pub fn customers(&self) -> Vec<Value> {
+        self.records(RecordType::Customer)
+    }
+
+    /// The stored jobs in creation order, each as `GET /job/{id}` returns it.
+    pub fn jobs(&self) -> Vec<Value> {
+        self.records(RecordType::Job)
+    }
+
+    /// The stored invoices in creation order, each as `GET /invoice/{id}` returns it.
+    pub fn invoices(&self) -> Vec<Value> {
+        self.records(RecordType::Invoice)
+    }
+
+    fn records(&self, kind: RecordType) -> Vec<Value> {
+        let store = lock(&self.state.store);
+        store
+            .records
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| r.to_json(&self.state.base_url))
+            .collect()
+    }
+
+    /// Every request received so far, in arrival order, including refused and misbehaved ones.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.core.requests()
+    }
+
+    /// Queues `misbehaviour` for the next requests; see [`Misbehaviour`] for the order of play.
+    ///
+    /// The error bodies are NetSuite's: `500` `UNEXPECTED_ERROR`; `429`
+    /// `CONCURRENCY_LIMIT_EXCEEDED` with `Retry-After` (NetSuite sends no other rate headers);
+    /// `401` `INVALID_LOGIN`.
+    pub fn misbehave(&self, misbehaviour: Misbehaviour) {
+        self.core.misbehave(misbehaviour);
+    }
+
+    /// Stops the server for every clone and waits until it has stopped. Calling it again does
+    /// nothing.
+    pub async fn shutdown(&self) {
+        self.core.shutdown().await;
+    }
+}
+
+struct NetsuiteState {
+    base_url: String,
+    access_token: String,
+    store: Mutex<Store>,
+}
+
+#[derive(Default)]
+struct Store {
+    records: Vec<Record>,
+    /// The answer given to the first request with each idempotency key.
+    idempotent: HashMap<String, Answer>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecordType {
+    Customer,
+    Job,
+    Invoice,
+}
+
+impl RecordType {
+    fn parse(name: &str) -> Option<RecordType> {
+        match name {
+            "customer" => Some(RecordType::Customer),
+            "job" => Some(RecordType::Job),
+            "invoice" => Some(RecordType::Invoice),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            RecordType::Customer => "customer",
+            RecordType::Job => "job",
+            RecordType::Invoice => "invoice",
+        }
+    }
+
+    fn first_id(self) -> u64 {
+        match self {
+            RecordType::Customer => FIRST_CUSTOMER_ID,
+            RecordType::Job => FIRST_JOB_ID,
+            RecordType::Invoice => FIRST_INVOICE_ID,
+        }
+    }
+}
+
+struct Record {
+    kind: RecordType,
+    id: u64,
+    external_id: Option<String>,
+    fields: Map<String, Value>,
+}
+
+impl Record {
+    fn url(&self, base_url: &str) -> String {
+        format!("{base_url}{RECORD_PATH}/{}/{}", self.kind.name(), self.id)
+    }
+
+    /// The shape of `GET /{type}/{id}`: `links`, `id`, `externalId` when set, then the fields.
+    fn to_json(&self, base_url: &str) -> Value {
+        let mut object = Map::new();
+        object.insert(
+            "links".into(),
+            json!([{ "rel": "self", "href": self.url(base_url) }]),
+        );
+        object.insert("id".into(), json!(self.id.to_string()));
+        if let Some(external_id) = &self.external_id {
+            object.insert("externalId".into(), json!(external_id));
+        }
+        for (name, value) in &self.fields {
+            object.insert(name.clone(), value.clone());
+        }
+        Value::Object(object)
+    }
+}
+
+fn router(state: Arc<NetsuiteState>) -> Router {
+    Router::new()
+        .route(&format!("{RECORD_PATH}/{{record_type}}"), post(create))
+        .route(
+            &format!("{RECORD_PATH}/{{record_type}}/{{reference}}"),
+            any(one),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_bearer,
+        ))
+        .with_state(state)
+}
+
+async fn require_bearer(
+    State(state): State<Arc<NetsuiteState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if has_bearer_token(request.headers(), &state.access_token) {
+        next.run(request).await
+    } else {
+        unauthorized()
+    }
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "INVALID_URL",
+        "The requested URL was not found on this server.",
+    )
+}
+
+async fn method_not_allowed() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "INVALID_URL",
+        "The method is not allowed on this resource.",
+    )
+}
+
+/// Replays the answer to an earlier request with the same idempotency key, or runs `operation`
+/// and keeps its answer under the key.
+fn idempotent(
+    state: &NetsuiteState,
+    headers: &HeaderMap,
+    operation: impl FnOnce(&mut Store) -> Answer,
+) -> Response {
+    let key = headers
+        .get(IDEMPOTENCY_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let mut store = lock(&state.store);
+    if let Some(answer) = key.as_ref().and_then(|k| store.idempotent.get(k)) {
+        return answer.clone().into_response();
+    }
+    let answer = operation(&mut store);
+    if let Some(key) = key {
+        store.idempotent.insert(key, answer.clone());
+    }
+    answer.into_response()
+}
