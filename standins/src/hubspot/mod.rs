@@ -61,8 +61,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
-use crate::server::{StandinCore, has_bearer_token, lock};
-use crate::{Misbehaviour, RecordedRequest};
+use crate::server::{StandinCore, has_bearer_token, lock, standin_handle};
 
 mod batch;
 mod errors;
@@ -118,13 +117,11 @@ pub struct HubspotStandin {
     state: Arc<HubspotState>,
 }
 
-impl std::fmt::Debug for HubspotStandin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HubspotStandin")
-            .field("base_url", &self.core.base_url())
-            .finish_non_exhaustive()
-    }
-}
+standin_handle!(
+    HubspotStandin,
+    "a HubSpot connector",
+    "The error bodies are HubSpot's: `500` category `INTERNAL_ERROR`; `429` category `RATE_LIMITS` (`\"errorType\":\"RATE_LIMIT\"`, `\"policyName\":\"TEN_SECONDLY_ROLLING\"`) with `Retry-After` and the `X-HubSpot-RateLimit-*` headers (`-Max` [`RATE_LIMIT_MAX`], `-Remaining: 0`, `-Interval-Milliseconds: 10000`, `-Daily` [`RATE_LIMIT_DAILY`], `-Daily-Remaining`); `401` category `INVALID_AUTHENTICATION`."
+);
 
 impl HubspotStandin {
     /// Starts on 127.0.0.1 with an ephemeral port; accepts `Authorization: Bearer {token}`.
@@ -155,16 +152,6 @@ impl HubspotStandin {
         })
     }
 
-    /// The base URL to give a HubSpot connector, `http://127.0.0.1:PORT` (no trailing slash).
-    pub fn base_url(&self) -> String {
-        self.core.base_url()
-    }
-
-    /// The `127.0.0.1:PORT` authority, for outbound-host allowlists.
-    pub fn host(&self) -> String {
-        self.core.host()
-    }
-
     /// The stored deals in creation order, each with all its properties.
     pub fn deals(&self) -> Vec<Value> {
         self.objects(ObjectType::Deals)
@@ -183,28 +170,6 @@ impl HubspotStandin {
             .filter(|o| o.kind == kind)
             .map(|o| o.to_json(None))
             .collect()
-    }
-
-    /// Every request received so far, in arrival order, including refused and misbehaved ones.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.core.requests()
-    }
-
-    /// Queues `misbehaviour` for the next requests; see [`Misbehaviour`] for the order of play.
-    ///
-    /// The error bodies are HubSpot's: `500` category `INTERNAL_ERROR`; `429` category
-    /// `RATE_LIMITS` (`"errorType":"RATE_LIMIT"`, `"policyName":"TEN_SECONDLY_ROLLING"`) with
-    /// `Retry-After` and the `X-HubSpot-RateLimit-*` headers (`-Max` [`RATE_LIMIT_MAX`],
-    /// `-Remaining: 0`, `-Interval-Milliseconds: 10000`, `-Daily` [`RATE_LIMIT_DAILY`],
-    /// `-Daily-Remaining`); `401` category `INVALID_AUTHENTICATION`.
-    pub fn misbehave(&self, misbehaviour: Misbehaviour) {
-        self.core.misbehave(misbehaviour);
-    }
-
-    /// Stops the server for every clone and waits until it has stopped. Calling it again does
-    /// nothing.
-    pub async fn shutdown(&self) {
-        self.core.shutdown().await;
     }
 }
 

@@ -30,8 +30,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
 
-use crate::server::{FaultResponses, StandinCore, lock, rfc3339_millis};
-use crate::{Misbehaviour, RecordedRequest};
+use crate::server::{FaultResponses, StandinCore, lock, rfc3339_millis, standin_handle};
 
 /// The account id `GET /rest/api/3/myself` reports for the one user the stand-in knows.
 pub const ACCOUNT_ID: &str = "5b10a2844c20165700ede21g";
@@ -40,7 +39,7 @@ pub const ACCOUNT_ID: &str = "5b10a2844c20165700ede21g";
 pub const DISPLAY_NAME: &str = "Junction Demo";
 
 /// The rate limit the stand-in advertises in `X-RateLimit-Limit` when it plays
-/// [`Misbehaviour::RateLimited`].
+/// [`Misbehaviour::RateLimited`](crate::Misbehaviour::RateLimited).
 pub const RATE_LIMIT: u32 = 100;
 
 const NOT_AUTHENTICATED: &str =
@@ -60,13 +59,11 @@ pub struct JiraStandin {
     state: Arc<JiraState>,
 }
 
-impl std::fmt::Debug for JiraStandin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JiraStandin")
-            .field("base_url", &self.core.base_url())
-            .finish_non_exhaustive()
-    }
-}
+standin_handle!(
+    JiraStandin,
+    "a Jira connector",
+    "The Jira error bodies are: `500 {\"errorMessages\":[\"Internal server error\"],\"errors\":{}}`; `429 {\"errorMessages\":[\"Rate limit exceeded.\"],\"errors\":{}}` with `Retry-After`, `X-RateLimit-Limit` ([`RATE_LIMIT`]), `X-RateLimit-Remaining: 0` and `X-RateLimit-Reset` (RFC 3339 time of the reset); and the `401` of a request without credentials."
+);
 
 impl JiraStandin {
     /// Starts on 127.0.0.1 with an ephemeral port; accepts Basic auth for `email`/`api_token`.
@@ -99,16 +96,6 @@ impl JiraStandin {
         })
     }
 
-    /// The base URL to give a Jira connector, `http://127.0.0.1:PORT` (no trailing slash).
-    pub fn base_url(&self) -> String {
-        self.core.base_url()
-    }
-
-    /// The `127.0.0.1:PORT` authority, for outbound-host allowlists.
-    pub fn host(&self) -> String {
-        self.core.host()
-    }
-
     /// The stored projects in creation order, each as `GET /rest/api/3/project/{id}` returns it.
     pub fn projects(&self) -> Vec<Value> {
         let store = lock(&self.state.store);
@@ -127,27 +114,6 @@ impl JiraStandin {
             .iter()
             .map(|i| i.to_json(&self.state.base_url))
             .collect()
-    }
-
-    /// Every request received so far, in arrival order, including refused and misbehaved ones.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.core.requests()
-    }
-
-    /// Queues `misbehaviour` for the next requests; see [`Misbehaviour`] for the order of play.
-    ///
-    /// The Jira error bodies are: `500 {"errorMessages":["Internal server error"],"errors":{}}`;
-    /// `429 {"errorMessages":["Rate limit exceeded."],"errors":{}}` with `Retry-After`,
-    /// `X-RateLimit-Limit` ([`RATE_LIMIT`]), `X-RateLimit-Remaining: 0` and `X-RateLimit-Reset`
-    /// (RFC 3339 time of the reset); and the `401` of a request without credentials.
-    pub fn misbehave(&self, misbehaviour: Misbehaviour) {
-        self.core.misbehave(misbehaviour);
-    }
-
-    /// Stops the server for every clone and waits until it has stopped: new connections are
-    /// refused, in-flight requests finish. Calling it again does nothing.
-    pub async fn shutdown(&self) {
-        self.core.shutdown().await;
     }
 }
 

@@ -39,8 +39,7 @@ use axum::response::Response;
 use axum::routing::{any, post};
 use serde_json::{Map, Value, json};
 
-use crate::server::{StandinCore, has_bearer_token, lock};
-use crate::{Misbehaviour, RecordedRequest};
+use crate::server::{StandinCore, has_bearer_token, lock, standin_handle};
 
 mod answers;
 mod records;
@@ -68,13 +67,11 @@ pub struct NetsuiteStandin {
     state: Arc<NetsuiteState>,
 }
 
-impl std::fmt::Debug for NetsuiteStandin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NetsuiteStandin")
-            .field("base_url", &self.core.base_url())
-            .finish_non_exhaustive()
-    }
-}
+standin_handle!(
+    NetsuiteStandin,
+    "a NetSuite connector (the record service is under [`RECORD_PATH`])",
+    "The error bodies are NetSuite's: `500` `UNEXPECTED_ERROR`; `429` `CONCURRENCY_LIMIT_EXCEEDED` with `Retry-After` (NetSuite sends no other rate headers); `401` `INVALID_LOGIN`."
+);
 
 impl NetsuiteStandin {
     /// Starts on 127.0.0.1 with an ephemeral port; accepts `Authorization: Bearer {access_token}`.
@@ -105,17 +102,6 @@ impl NetsuiteStandin {
         })
     }
 
-    /// The base URL to give a NetSuite connector, `http://127.0.0.1:PORT` (no trailing slash);
-    /// the record service is under [`RECORD_PATH`].
-    pub fn base_url(&self) -> String {
-        self.core.base_url()
-    }
-
-    /// The `127.0.0.1:PORT` authority, for outbound-host allowlists.
-    pub fn host(&self) -> String {
-        self.core.host()
-    }
-
     /// The stored customers in creation order, each as `GET /customer/{id}` returns it.
     pub fn customers(&self) -> Vec<Value> {
         self.records(RecordType::Customer)
@@ -139,26 +125,6 @@ impl NetsuiteStandin {
             .filter(|r| r.kind == kind)
             .map(|r| r.to_json(&self.state.base_url))
             .collect()
-    }
-
-    /// Every request received so far, in arrival order, including refused and misbehaved ones.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.core.requests()
-    }
-
-    /// Queues `misbehaviour` for the next requests; see [`Misbehaviour`] for the order of play.
-    ///
-    /// The error bodies are NetSuite's: `500` `UNEXPECTED_ERROR`; `429`
-    /// `CONCURRENCY_LIMIT_EXCEEDED` with `Retry-After` (NetSuite sends no other rate headers);
-    /// `401` `INVALID_LOGIN`.
-    pub fn misbehave(&self, misbehaviour: Misbehaviour) {
-        self.core.misbehave(misbehaviour);
-    }
-
-    /// Stops the server for every clone and waits until it has stopped. Calling it again does
-    /// nothing.
-    pub async fn shutdown(&self) {
-        self.core.shutdown().await;
     }
 }
 

@@ -53,8 +53,7 @@ use axum::response::Response;
 use axum::routing::any;
 use serde_json::{Map, Value, json};
 
-use crate::server::{StandinCore, has_bearer_token, lock};
-use crate::{Misbehaviour, RecordedRequest};
+use crate::server::{StandinCore, has_bearer_token, lock, standin_handle};
 
 mod composite;
 mod query;
@@ -89,13 +88,11 @@ pub struct SalesforceStandin {
     state: Arc<SalesforceState>,
 }
 
-impl std::fmt::Debug for SalesforceStandin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SalesforceStandin")
-            .field("base_url", &self.core.base_url())
-            .finish_non_exhaustive()
-    }
-}
+standin_handle!(
+    SalesforceStandin,
+    "a Salesforce connector as its instance URL",
+    "The error bodies are Salesforce's arrays: `500` `UNKNOWN_EXCEPTION`; `429` `REQUEST_LIMIT_EXCEEDED` with `Retry-After`; `401` `INVALID_SESSION_ID`. They carry `Sforce-Limit-Info` like every response."
+);
 
 impl SalesforceStandin {
     /// Starts on 127.0.0.1 with an ephemeral port; accepts `Authorization: Bearer
@@ -136,17 +133,6 @@ impl SalesforceStandin {
         })
     }
 
-    /// The instance URL to give a Salesforce connector, `http://127.0.0.1:PORT` (no trailing
-    /// slash).
-    pub fn base_url(&self) -> String {
-        self.core.base_url()
-    }
-
-    /// The `127.0.0.1:PORT` authority, for outbound-host allowlists.
-    pub fn host(&self) -> String {
-        self.core.host()
-    }
-
     /// The stored records of `sobject_type` (`"Account"`) in creation order, each as `GET
     /// /sobjects/{type}/{id}` returns it.
     pub fn records(&self, sobject_type: &str) -> Vec<Value> {
@@ -157,11 +143,6 @@ impl SalesforceStandin {
             .filter(|r| r.kind == sobject_type)
             .map(|r| r.to_json(API_VERSION))
             .collect()
-    }
-
-    /// Every request received so far, in arrival order, including refused and misbehaved ones.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.core.requests()
     }
 
     /// The API usage `Sforce-Limit-Info` reports: requests received so far and the limit.
@@ -180,21 +161,6 @@ impl SalesforceStandin {
     /// can be tested on a few records; `None` restores the API's own batch size.
     pub fn set_query_batch_size(&self, size: Option<usize>) {
         *lock(&self.state.batch_size) = size.map(|s| s.max(1));
-    }
-
-    /// Queues `misbehaviour` for the next requests; see [`Misbehaviour`] for the order of play.
-    ///
-    /// The error bodies are Salesforce's arrays: `500` `UNKNOWN_EXCEPTION`; `429`
-    /// `REQUEST_LIMIT_EXCEEDED` with `Retry-After`; `401` `INVALID_SESSION_ID`. They carry
-    /// `Sforce-Limit-Info` like every response.
-    pub fn misbehave(&self, misbehaviour: Misbehaviour) {
-        self.core.misbehave(misbehaviour);
-    }
-
-    /// Stops the server for every clone and waits until it has stopped. Calling it again does
-    /// nothing.
-    pub async fn shutdown(&self) {
-        self.core.shutdown().await;
     }
 }
 
