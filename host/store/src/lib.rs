@@ -14,6 +14,13 @@
 //! secret against the key, so a wrong key stops the host at start rather
 //! than at the first call, and seals any plaintext secret an older version
 //! stored.
+//!
+//! The SQL of flows (deploys, runs and their steps, dead letters, schedules,
+//! flow events and the workers' leases) is the same on SQLite and PostgreSQL
+//! (`$n` placeholders, BIGINT millisecond times, TEXT JSON, no SQLite-only
+//! functions), except for the claim of a run, which on PostgreSQL locks the
+//! row it takes with `FOR UPDATE SKIP LOCKED` (SQLite serialises writers,
+//! so its single `UPDATE ... WHERE id = (SELECT ...)` is already exclusive).
 
 use std::path::{Path, PathBuf};
 
@@ -23,19 +30,31 @@ pub mod audit;
 pub mod commit;
 pub mod config;
 mod connections;
+mod dead_letters;
+mod flows;
 pub mod idempotency;
 mod kv;
 mod open;
 mod packages;
+mod runs;
+mod schedules;
 mod scheme;
 pub mod secrets;
 #[cfg(test)]
 mod tests;
+mod work;
 
 pub use config::{DatabaseLocation, StoreConfig};
 pub use connections::{Auth, Connection, RateLimit, WebhookSettings};
+pub use dead_letters::{DeadLetterRow, NewDeadLetter, ReplayOutcome};
+pub use flows::{
+    DeployOutcome, FlowRow, FlowSource, FlowVersionRow, NewFlowVersion, ScheduleUpdate,
+};
 pub use packages::StoredVersion;
+pub use runs::{NewEventRun, NewRun, NewStep, RunRow, StartedEventRun, StepRow};
+pub use schedules::DueSchedule;
 pub use scheme::{Encoding, Scheme};
+pub use work::{AfterFailure, Fence, RunStateRow, RunWrite, StepStateRow};
 
 use secrets::{SecretBox, SecretError};
 
@@ -102,7 +121,7 @@ pub enum Backend {
 }
 
 /// A transaction of the store.
-pub type Transaction = sqlx::Transaction<'static, sqlx::Any>;
+pub(crate) type Transaction = sqlx::Transaction<'static, sqlx::Any>;
 
 /// A handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
@@ -134,7 +153,7 @@ pub fn key_file_path(database: &Path) -> PathBuf {
 
 impl Store {
     /// The connection pool, for the store's other modules.
-    pub fn pool(&self) -> &AnyPool {
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
 

@@ -1,0 +1,317 @@
+//! Running a step: one forward move of a run, its call, and what a failed
+//! attempt leads to (a retry, the saga, or a dead letter).
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::definition::{Action, FlowDef, Retry, StepDef};
+use super::exec::{Failure, Next, RunRow, StepRow, backoff, classify, error_entry, lease_held};
+use super::{FlowError, Flows, Result, StepError, jq, now_ms};
+use junction_runtime::runtime::CallOptions;
+use junction_store::{AfterFailure, NewDeadLetter, RunWrite};
+
+impl Flows {
+    /// The context jq expressions see: the trigger, completed steps' outputs, the run.
+    fn context(run_id: &str, run: &RunRow, steps: &[StepRow]) -> Value {
+        let mut outputs = Map::new();
+        for s in steps {
+            match s.status.as_str() {
+                "completed" => {
+                    outputs.insert(s.id.clone(), s.output.clone().unwrap_or(Value::Null));
+                }
+                "skipped" => {
+                    outputs.insert(s.id.clone(), Value::Null);
+                }
+                _ => {}
+            }
+        }
+        json!({"trigger": run.trigger, "steps": outputs, "run": {"id": run_id, "flow": run.flow}})
+    }
+
+    /// One forward move. Returns whether to keep going.
+    pub(crate) async fn forward(
+        &self,
+        worker: &str,
+        run_id: &str,
+        run: &RunRow,
+        def: &FlowDef,
+        steps: &mut [StepRow],
+    ) -> Result<Next> {
+        let Some(index) = steps
+            .iter()
+            .position(|s| s.status == "pending" || s.status == "running")
+        else {
+            let done = RunWrite::CompleteRun { now: now_ms() };
+            if self.commit_fenced(worker, run_id, false, [done]).await? {
+                tracing::info!(run = %run_id, flow = %run.flow, "run completed");
+            }
+            return Ok(Next::Stop);
+        };
+        let row = steps[index].clone();
+        let row = &row;
+        let Some(spec) = def.steps.get(row.position) else {
+            return Err(FlowError::Invalid(format!(
+                "step `{}` is not in version {} of flow `{}`",
+                row.id, run.flow_version, run.flow
+            )));
+        };
+        let ctx = Self::context(run_id, run, steps);
+        let attempt = row.attempts + 1;
+        // Conditions and inputs are computed once per attempt; an expression
+        // error fails the step for good (it would fail the same way again).
+        let prepared: std::result::Result<Option<Value>, Failure> = (|| {
+            if let Some(when) = &spec.when
+                && !jq::truthy(when, &ctx)
+                    .map_err(|e| Failure::permanent("expression", format!("when: {e}")))?
+            {
+                return Ok(None);
+            }
+            if let Some(input) = &row.input_override {
+                return Ok(Some(input.clone()));
+            }
+            if let Some(Action::Map(_)) = spec.action() {
+                return Ok(Some(ctx.clone()));
+            }
+            match &spec.input {
+                Some(code) => jq::first(code, &ctx)
+                    .map(Some)
+                    .map_err(|e| Failure::permanent("expression", format!("input: {e}"))),
+                None => Ok(Some(previous_output(run, steps, row.position))),
+            }
+        })();
+        let input = match prepared {
+            Ok(None) => {
+                let skip = RunWrite::SkipStep {
+                    step: &row.id,
+                    now: now_ms(),
+                };
+                if !self.commit_fenced(worker, run_id, false, [skip]).await? {
+                    return Ok(Next::Stop);
+                }
+                steps[index].status = "skipped".into();
+                return Ok(Next::Continue);
+            }
+            Ok(Some(input)) => input,
+            Err(failure) => {
+                return self
+                    .step_failed(
+                        worker, run_id, def, steps, row, attempt, None, None, failure,
+                    )
+                    .await
+                    .map(Next::reload_if);
+            }
+        };
+        // Record the attempt before making it: a crash during the call
+        // still counts it, and the next worker sees the input.
+        let running = RunWrite::StartAttempt {
+            step: &row.id,
+            attempt,
+            input: input.to_string(),
+            now: now_ms(),
+        };
+        if !self.commit_fenced(worker, run_id, true, [running]).await? {
+            return Ok(Next::Stop);
+        }
+        steps[index].status = "running".into();
+        steps[index].attempts = attempt;
+        steps[index].input = Some(input.clone());
+        let call = self.call(spec, &input, &row.key, run_id, attempt);
+        let result = match spec.deadline_ms {
+            Some(ms) => tokio::time::timeout(Duration::from_millis(ms), call)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Failure {
+                        kind: "timeout",
+                        message: format!("the step did not finish within its deadline of {ms} ms"),
+                        retryable: true,
+                        retry_after_ms: None,
+                    })
+                }),
+            None => call.await,
+        };
+        match result {
+            Ok(output) => {
+                let completed = RunWrite::CompleteStep {
+                    step: &row.id,
+                    output: output.to_string(),
+                    now: now_ms(),
+                };
+                if !self
+                    .commit_fenced(worker, run_id, false, [completed])
+                    .await?
+                {
+                    return Ok(Next::Stop);
+                }
+                steps[index].status = "completed".into();
+                steps[index].output = Some(output);
+                Ok(Next::Continue)
+            }
+            Err(failure) => self
+                .step_failed(
+                    worker,
+                    run_id,
+                    def,
+                    steps,
+                    row,
+                    attempt,
+                    Some(&input),
+                    Some(&spec.retry),
+                    failure,
+                )
+                .await
+                .map(Next::reload_if),
+        }
+    }
+
+    /// Makes one call of a step.
+    async fn call(
+        &self,
+        spec: &StepDef,
+        input: &Value,
+        key: &str,
+        run_id: &str,
+        attempt: i64,
+    ) -> std::result::Result<Value, Failure> {
+        let options = CallOptions {
+            idempotency_key: Some(key.to_string()),
+            run_id: Some(run_id.to_string()),
+            attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+            trace_id: None,
+        };
+        let text = input.to_string();
+        let parse = |json: &str| {
+            serde_json::from_str(json).map_err(|e| Failure::permanent("bad_output", e.to_string()))
+        };
+        match spec.action() {
+            Some(Action::Invoke {
+                connection,
+                operation,
+            }) => match self
+                .runtime
+                .invoke(connection, operation, &text, options)
+                .await
+            {
+                Ok(out) => parse(&out.json),
+                Err(e) => Err(classify(e)),
+            },
+            Some(Action::Transform(plugin)) => match self.runtime.apply(plugin, &text).await {
+                Ok((outputs, _)) => outputs
+                    .iter()
+                    .map(|o| parse(o))
+                    .collect::<std::result::Result<Vec<Value>, _>>()
+                    .map(Value::Array),
+                Err(e) => Err(classify(e)),
+            },
+            Some(Action::Map(code)) => jq::first(code, input)
+                .map_err(|e| Failure::permanent("expression", format!("map: {e}"))),
+            None => Err(Failure::permanent(
+                "configuration",
+                "the step has no action",
+            )),
+        }
+    }
+
+    /// Records a failed attempt: schedules a retry, or fails the step for
+    /// good and starts the saga (or fails the run).
+    #[allow(clippy::too_many_arguments)]
+    async fn step_failed(
+        &self,
+        worker: &str,
+        run_id: &str,
+        def: &FlowDef,
+        steps: &[StepRow],
+        row: &StepRow,
+        attempt: i64,
+        input: Option<&Value>,
+        retry: Option<&Retry>,
+        failure: Failure,
+    ) -> Result<bool> {
+        let mut errors = row.errors.clone();
+        errors.push(error_entry("step", attempt, &failure));
+        let errors_text = serde_json::to_string(&errors)?;
+        let fence = self.fence(worker, run_id, false);
+        let now = fence.now;
+        if let Some(retry) = retry.filter(|r| failure.retryable && attempt < i64::from(r.attempts))
+        {
+            let wait = backoff(retry, attempt, failure.retry_after_ms);
+            let next_at = now.saturating_add(i64::try_from(wait).unwrap_or(i64::MAX / 2));
+            let retried = self
+                .store()
+                .retry_step(&fence, &row.id, attempt, &errors_text, next_at)
+                .await?;
+            if lease_held(retried, worker, run_id) {
+                tracing::info!(run = %run_id, step = %row.id, attempt, wait_ms = wait, kind = failure.kind, "step failed; retrying");
+            }
+            return Ok(false);
+        }
+        let message = format!("step `{}` failed: {}", row.id, failure.message);
+        let to_compensate = steps.iter().any(|s| {
+            s.status == "completed"
+                && def
+                    .steps
+                    .get(s.position)
+                    .is_some_and(|d| d.compensation().is_some())
+        });
+        let mut failed = row.clone();
+        failed.errors = errors;
+        failed.attempts = attempt;
+        if let Some(input) = input {
+            failed.input = Some(input.clone());
+        }
+        let then = if to_compensate {
+            AfterFailure::Compensate
+        } else {
+            AfterFailure::DeadLetter(dead_letter("failed", &failed, &[])?)
+        };
+        let held = self
+            .store()
+            .fail_step(&fence, &row.id, attempt, &errors_text, &message, &then)
+            .await?;
+        if !lease_held(held, worker, run_id) {
+            return Ok(false);
+        }
+        if to_compensate {
+            tracing::warn!(run = %run_id, step = %row.id, kind = failure.kind, "step failed for good; compensating");
+            return Ok(true);
+        }
+        tracing::warn!(run = %run_id, step = %row.id, kind = failure.kind, "step failed for good; run failed");
+        Ok(false)
+    }
+}
+
+/// The dead letter of a run that ends as `status` because step `failed`
+/// failed for good: that step's errors, then `compensation_errors`, and
+/// the input that failed.
+pub(crate) fn dead_letter<'a>(
+    status: &'a str,
+    failed: &'a StepRow,
+    compensation_errors: &[StepError],
+) -> Result<NewDeadLetter<'a>> {
+    let mut errors: Vec<StepError> = failed
+        .errors
+        .iter()
+        .filter(|e| e.phase == "step")
+        .cloned()
+        .collect();
+    errors.extend(compensation_errors.iter().cloned());
+    let input = failed.input_override.as_ref().or(failed.input.as_ref());
+    Ok(NewDeadLetter {
+        id: uuid::Uuid::new_v4().to_string(),
+        status,
+        step: &failed.id,
+        attempts: failed.attempts,
+        errors: serde_json::to_string(&errors)?,
+        input: input.map(Value::to_string),
+    })
+}
+
+/// The default input of a step: the output of the latest completed step
+/// before it, or the trigger event.
+fn previous_output(run: &RunRow, steps: &[StepRow], position: usize) -> Value {
+    steps
+        .iter()
+        .rfind(|s| s.position < position && s.status == "completed")
+        .and_then(|s| s.output.clone())
+        .unwrap_or_else(|| run.trigger.clone())
+}
