@@ -2,6 +2,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use junction::config::Config;
 use junction_runtime::engine::Limits;
@@ -37,6 +38,27 @@ pub fn test_config(limits: Limits) -> Config {
         config.runtime.cache_dir = None;
         config.runtime.limits = limits;
         config
+    }
+}
+
+/// Polls `probe` until it returns `Some`, every `every`, and returns that
+/// value; panics with `what` and the last probe's description after
+/// `within`. A condition is polled, never waited for with a fixed sleep.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, every: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "{what} within {within:?}: {last}"
+            ),
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

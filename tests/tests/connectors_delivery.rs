@@ -28,7 +28,7 @@ use junction_standins::psa::NewPerson;
 use junction_standins::{
     ContractStandin, Misbehaviour, ProposalStandin, PsaStandin, WebhookAttempt,
 };
-use junction_tests::{runtime_with, test_config, test_limits};
+use junction_tests::{eventually, runtime_with, test_config, test_limits};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -1156,20 +1156,23 @@ async fn a_contract_connector_pushed_to_a_running_host_activates_the_project_whe
     );
     tool.sign(&id).unwrap();
     let delivery = delivered(|| tool.webhooks(), 1).await.remove(0);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let run = loop {
-        let runs = host
-            .get("/v1/runs?flow=contract-signed-activates-project")
-            .await;
-        if let Some(run) = runs["runs"].as_array().unwrap().first()
-            && run["status"] != "pending"
-            && run["status"] != "running"
-        {
-            break run.clone();
-        }
-        assert!(Instant::now() < deadline, "the run did not finish: {runs}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let run = eventually(
+        "the run finishes",
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || async {
+            let runs = host
+                .get("/v1/runs?flow=contract-signed-activates-project")
+                .await;
+            match runs["runs"].as_array().unwrap().first() {
+                Some(run) if run["status"] != "pending" && run["status"] != "running" => {
+                    Ok(run.clone())
+                }
+                _ => Err(format!("{runs}")),
+            }
+        },
+    )
+    .await;
     assert_eq!(run["status"], "completed", "{run}");
     let activated = host
         .ok(

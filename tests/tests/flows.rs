@@ -19,7 +19,7 @@ use junction_api as api;
 use junction_flows::{FlowOptions, Flows};
 use junction_runtime::runtime::{ConnectionSpec, Runtime};
 use junction_standins::{JiraStandin, Misbehaviour};
-use junction_tests::{guests, runtime_with, test_config, test_limits};
+use junction_tests::{eventually, guests, runtime_with, test_config, test_limits};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -190,19 +190,21 @@ impl Harness {
 
     /// Polls the run until it is terminal; panics after 20 s.
     async fn finished(&self, run: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let (status, body) = self.call("GET", &format!("/v1/runs/{run}"), "").await;
-            assert_eq!(status, StatusCode::OK, "{body}");
-            if TERMINAL.contains(&body["status"].as_str().unwrap()) {
-                return body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "run {run} did not finish: {body:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually(
+            &format!("run {run} finishes"),
+            Duration::from_secs(20),
+            Duration::from_millis(10),
+            || async {
+                let (status, body) = self.call("GET", &format!("/v1/runs/{run}"), "").await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+                if TERMINAL.contains(&body["status"].as_str().unwrap()) {
+                    Ok(body)
+                } else {
+                    Err(format!("{body:#}"))
+                }
+            },
+        )
+        .await
     }
 
     /// Paths of the stand-in requests, in arrival order.
@@ -801,15 +803,20 @@ async fn a_run_claimed_by_a_host_that_died_is_finished_after_its_lease(postgres:
     load_plugins(&rt).await;
     let flows = Flows::new(rt, options());
     flows.spawn_workers();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let done = loop {
-        let view = flows.run(&run).await.unwrap();
-        if TERMINAL.contains(&view.status.as_str()) {
-            break view;
-        }
-        assert!(Instant::now() < deadline, "run did not finish: {view:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let done = eventually(
+        "the run finishes",
+        Duration::from_secs(20),
+        Duration::from_millis(10),
+        || async {
+            let view = flows.run(&run).await.unwrap();
+            if TERMINAL.contains(&view.status.as_str()) {
+                Ok(view)
+            } else {
+                Err(format!("{view:?}"))
+            }
+        },
+    )
+    .await;
     assert_eq!(done.status, "completed", "{done:?}");
     let steps = done.steps.unwrap();
     assert!(
@@ -969,17 +976,23 @@ map = "{at: .trigger.scheduled_at}"
 "#,
     )
     .await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let run = loop {
-        let (_, runs) = h
-            .call("GET", "/v1/runs?flow=every-second&status=completed", "")
-            .await;
-        if let Some(run) = runs["runs"].as_array().unwrap().first() {
-            break run.clone();
-        }
-        assert!(Instant::now() < deadline, "no scheduled run completed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let run = eventually(
+        "a scheduled run completes",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || async {
+            let (_, runs) = h
+                .call("GET", "/v1/runs?flow=every-second&status=completed", "")
+                .await;
+            runs["runs"]
+                .as_array()
+                .unwrap()
+                .first()
+                .cloned()
+                .ok_or_else(|| format!("{runs}"))
+        },
+    )
+    .await;
     assert_eq!(run["trigger"]["type"], "schedule");
     assert!(run["trigger"]["scheduled_at"].is_string());
 }
@@ -1062,11 +1075,20 @@ async fn invokes_with_an_idempotency_key_run_once() {
     let slow = h.with_headers("POST", path, &k2, body.clone());
     let racing = async {
         // Let the slow one claim the key first: poll until the stand-in sees it.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while h.count("/effects/charge") < 2 {
-            assert!(Instant::now() < deadline, "the first request never arrived");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        eventually(
+            "the first request arrives",
+            Duration::from_secs(10),
+            Duration::from_millis(5),
+            || async {
+                let seen = h.count("/effects/charge");
+                if seen >= 2 {
+                    Ok(())
+                } else {
+                    Err(format!("{seen} requests seen"))
+                }
+            },
+        )
+        .await;
         h.with_headers("POST", path, &k2, body.clone()).await
     };
     let ((slow_status, _), (race_status, raced)) = tokio::join!(slow, racing);

@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use junction::config::{Config, Scope, Token};
 use junction::demo::{self, Estate};
@@ -18,7 +18,7 @@ use junction::shipped;
 use junction_api as api;
 use junction_flows::{FlowOptions, Flows};
 use junction_standins::{Misbehaviour, hubspot};
-use junction_tests::runtime_with;
+use junction_tests::{eventually, runtime_with};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "admin-token-shipped-flows-0123";
@@ -138,30 +138,40 @@ impl Host {
 
     /// Polls the run until it ends; panics after 60 s.
     async fn finished(&self, run: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let view = self.call("GET", &format!("/v1/runs/{run}"), None).await;
-            if TERMINAL.contains(&view["status"].as_str().unwrap()) {
-                return view;
-            }
-            assert!(Instant::now() < deadline, "run {run} did not end: {view:#}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(
+            &format!("run {run} ends"),
+            Duration::from_secs(60),
+            Duration::from_millis(20),
+            || async {
+                let view = self.call("GET", &format!("/v1/runs/{run}"), None).await;
+                if TERMINAL.contains(&view["status"].as_str().unwrap()) {
+                    Ok(view)
+                } else {
+                    Err(format!("{view:#}"))
+                }
+            },
+        )
+        .await
     }
 
     /// Waits for the first run of `flow` and until it ends.
     async fn first_run_of(&self, flow: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let runs = self
-                .call("GET", &format!("/v1/runs?flow={flow}"), None)
-                .await;
-            if let Some(id) = runs["runs"][0]["id"].as_str() {
-                return self.finished(id).await;
-            }
-            assert!(Instant::now() < deadline, "no run of {flow}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let id = eventually(
+            &format!("a run of {flow} starts"),
+            Duration::from_secs(60),
+            Duration::from_millis(20),
+            || async {
+                let runs = self
+                    .call("GET", &format!("/v1/runs?flow={flow}"), None)
+                    .await;
+                runs["runs"][0]["id"]
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("{runs}"))
+            },
+        )
+        .await;
+        self.finished(&id).await
     }
 }
 
