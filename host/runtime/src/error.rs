@@ -3,8 +3,8 @@
 use junction_registry::{Refusal, World};
 use junction_store as store;
 
+use crate::bindings::junction::plugin::types::Error as PluginError;
 use crate::plugins::Conflict;
-use crate::runtime::PluginError;
 
 /// Why a plugin version was not loaded.
 #[derive(Debug, thiserror::Error)]

@@ -23,7 +23,7 @@ use hyper_util::rt::TokioExecutor;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::egress::{EgressDenied, EgressPolicy};
-use super::oauth::TokenSource;
+use super::oauth::{TOKEN_RESPONSE_BYTES, TOKEN_TIMEOUT, TokenSource};
 use super::ratelimit::RateGate;
 
 /// Per-request timeouts used when the plugin sets none (each is further
@@ -326,16 +326,22 @@ impl Outbound {
                     .await
                     .map_err(|_| HttpError::HttpRequestBodySize(Some(REPLAY_BODY_BYTES as u64)))?
                     .to_bytes();
-                let token = oauth.bearer(&net, None).await.map_err(|e| {
-                    self.refuse(&target, &e);
-                    HttpError::InternalError(Some(e.to_string()))
-                })?;
-                let response = net.send(rebuild(&parts, &body, &token), first_byte).await?;
-                if response.status() == StatusCode::UNAUTHORIZED {
-                    let fresh = oauth.bearer(&net, Some(&token)).await.map_err(|e| {
+                let token = oauth
+                    .bearer(&TokenHttp(net.clone()), None)
+                    .await
+                    .map_err(|e| {
                         self.refuse(&target, &e);
                         HttpError::InternalError(Some(e.to_string()))
                     })?;
+                let response = net.send(rebuild(&parts, &body, &token), first_byte).await?;
+                if response.status() == StatusCode::UNAUTHORIZED {
+                    let fresh = oauth
+                        .bearer(&TokenHttp(net.clone()), Some(&token))
+                        .await
+                        .map_err(|e| {
+                            self.refuse(&target, &e);
+                            HttpError::InternalError(Some(e.to_string()))
+                        })?;
                     net.send(
                         rebuild(&parts, &body, &fresh),
                         first_byte.min(self.remaining()),
@@ -472,24 +478,56 @@ pub fn normalize_host_entry(entry: &str) -> Result<String, String> {
     Ok(trimmed)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The `oauth2` crate's HTTP client: the connection's pool.
+pub(crate) struct TokenHttp(pub(crate) Arc<Net>);
 
-    #[test]
-    fn entries_are_normalised_or_refused() {
-        assert_eq!(
-            normalize_host_entry(" Example.COM ").unwrap(),
-            "example.com"
-        );
-        assert_eq!(normalize_host_entry("127.0.0.1:9").unwrap(), "127.0.0.1:9");
-        assert_eq!(
-            normalize_host_entry("*.atlassian.net").unwrap(),
-            "*.atlassian.net"
-        );
-        assert!(normalize_host_entry("https://example.com/x").is_err());
-        assert!(normalize_host_entry("user@example.com").is_err());
-        assert!(normalize_host_entry("").is_err());
-        assert!(normalize_host_entry("*.com").is_err());
+impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp {
+    type Error = std::io::Error;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, std::io::Error>> + Send + 'c>>;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(send_token_request(&self.0, request))
     }
 }
+
+/// Sends a token request through the connection's pool. The token endpoint
+/// is the operator's choice, so it needs no allowlist entry, but it is held
+/// to the non-public address rule like everything else.
+async fn send_token_request(
+    net: &Net,
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, std::io::Error> {
+    let io = |m: String| std::io::Error::other(m);
+    let uri = request.uri().clone();
+    let host = uri.host().unwrap_or_default().to_string();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    net.admit(&host, port, false)
+        .await
+        .map_err(|e| io(e.to_string()))?;
+    let (parts, body) = request.into_parts();
+    let request = http::Request::from_parts(parts, full(Bytes::from(body)));
+    let response = net
+        .send(request, TOKEN_TIMEOUT)
+        .await
+        .map_err(|e| io(e.to_string()))?;
+    let (parts, body) = response.into_parts();
+    let body = tokio::time::timeout(
+        TOKEN_TIMEOUT,
+        http_body_util::Limited::new(body, TOKEN_RESPONSE_BYTES).collect(),
+    )
+    .await
+    .map_err(|_| io("the token response timed out".into()))?
+    .map_err(|e| io(format!("reading the token response: {e}")))?
+    .to_bytes();
+    Ok(http::Response::from_parts(parts, body.to_vec()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -3,25 +3,20 @@
 //! cached until they expire and fetched again when the system answers 401.
 //! The plugin never sees a token: the host adds it to each request.
 
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::HeaderValue;
-use http_body_util::BodyExt;
 use oauth2::basic::BasicClient;
 use oauth2::{AuthUrl, ClientId, ClientSecret, RefreshToken, Scope, TokenResponse, TokenUrl};
 
-use super::http::{Net, full};
 use junction_store::Auth;
 
 /// Tokens are refreshed this long before the expiry the server gave.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 /// Largest token response the host reads.
-const TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
+pub(crate) const TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
 /// A token request's time limit.
-const TOKEN_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const TOKEN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Why no token could be had. Never contains a secret.
 #[derive(Debug, thiserror::Error)]
@@ -116,11 +111,15 @@ impl TokenSource {
     /// The `Authorization` header to send. `stale` is a header the system
     /// just refused with 401: a new token is fetched unless another call
     /// already replaced it.
-    pub async fn bearer(
+    /// Token requests go through `http`, the connection's own client.
+    pub async fn bearer<C>(
         &self,
-        net: &Arc<Net>,
+        http: &C,
         stale: Option<&HeaderValue>,
-    ) -> Result<HeaderValue, OAuthError> {
+    ) -> Result<HeaderValue, OAuthError>
+    where
+        C: for<'c> oauth2::AsyncHttpClient<'c>,
+    {
         let mut cached = self.cached.lock().await;
         if let Some(c) = cached.as_ref() {
             let fresh = c.expires.is_none_or(|e| Instant::now() < e);
@@ -129,7 +128,7 @@ impl TokenSource {
                 return Ok(c.header.clone());
             }
         }
-        let (header, expires_in) = self.fetch(net).await?;
+        let (header, expires_in) = self.fetch(http).await?;
         let expires = expires_in.map(|d| Instant::now() + d.saturating_sub(EXPIRY_MARGIN));
         *cached = Some(Cached {
             header: header.clone(),
@@ -138,7 +137,10 @@ impl TokenSource {
         Ok(header)
     }
 
-    async fn fetch(&self, net: &Arc<Net>) -> Result<(HeaderValue, Option<Duration>), OAuthError> {
+    async fn fetch<C>(&self, http: &C) -> Result<(HeaderValue, Option<Duration>), OAuthError>
+    where
+        C: for<'c> oauth2::AsyncHttpClient<'c>,
+    {
         let endpoint = self.token_url.as_str().to_string();
         let failed = |reason: String| OAuthError::Token {
             endpoint: endpoint.clone(),
@@ -149,14 +151,13 @@ impl TokenSource {
             .set_client_secret(ClientSecret::new(self.client_secret.clone()))
             .set_auth_uri(AuthUrl::new(endpoint.clone()).map_err(|e| failed(e.to_string()))?)
             .set_token_uri(self.token_url.clone());
-        let http = TokenHttp(net.clone());
         let scopes = self.scopes.iter().cloned().map(Scope::new);
         let response = match &self.grant {
             Grant::ClientCredentials => {
                 client
                     .exchange_client_credentials()
                     .add_scopes(scopes)
-                    .request_async(&http)
+                    .request_async(http)
                     .await
             }
             Grant::Refresh(token) => {
@@ -164,7 +165,7 @@ impl TokenSource {
                 client
                     .exchange_refresh_token(&token)
                     .add_scopes(scopes)
-                    .request_async(&http)
+                    .request_async(http)
                     .await
             }
         }
@@ -186,55 +187,4 @@ fn describe<RE: std::error::Error + 'static>(
         oauth2::RequestTokenError::Parse(e, _) => format!("unreadable token response: {e}"),
         oauth2::RequestTokenError::Other(e) => e.clone(),
     }
-}
-
-/// The `oauth2` crate's HTTP client: the connection's pool.
-struct TokenHttp(Arc<Net>);
-
-impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp {
-    type Error = std::io::Error;
-    type Future =
-        Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, std::io::Error>> + Send + 'c>>;
-
-    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
-        Box::pin(send_token_request(&self.0, request))
-    }
-}
-
-/// Sends a token request through the connection's pool. The token endpoint
-/// is the operator's choice, so it needs no allowlist entry, but it is held
-/// to the non-public address rule like everything else.
-async fn send_token_request(
-    net: &Net,
-    request: oauth2::HttpRequest,
-) -> Result<oauth2::HttpResponse, std::io::Error> {
-    let io = |m: String| std::io::Error::other(m);
-    let uri = request.uri().clone();
-    let host = uri.host().unwrap_or_default().to_string();
-    let port = uri
-        .port_u16()
-        .unwrap_or(if uri.scheme_str() == Some("https") {
-            443
-        } else {
-            80
-        });
-    net.admit(&host, port, false)
-        .await
-        .map_err(|e| io(e.to_string()))?;
-    let (parts, body) = request.into_parts();
-    let request = http::Request::from_parts(parts, full(Bytes::from(body)));
-    let response = net
-        .send(request, TOKEN_TIMEOUT)
-        .await
-        .map_err(|e| io(e.to_string()))?;
-    let (parts, body) = response.into_parts();
-    let body = tokio::time::timeout(
-        TOKEN_TIMEOUT,
-        http_body_util::Limited::new(body, TOKEN_RESPONSE_BYTES).collect(),
-    )
-    .await
-    .map_err(|_| io("the token response timed out".into()))?
-    .map_err(|e| io(format!("reading the token response: {e}")))?
-    .to_bytes();
-    Ok(http::Response::from_parts(parts, body.to_vec()))
 }
