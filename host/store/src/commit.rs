@@ -128,7 +128,7 @@ impl GroupCommitter {
     /// Starts a committer over `store` on the current Tokio runtime.
     pub fn start(store: &store::Store) -> GroupCommitter {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(store.pool().clone(), rx));
+        tokio::spawn(run(store.pool().clone(), store.backend(), rx));
         GroupCommitter { tx }
     }
 
@@ -155,10 +155,14 @@ fn closed(message: &str) -> Error {
 /// The most batches applied in one transaction.
 const MAX_GROUP: usize = 256;
 
-async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<(Batch, Reply)>) {
+async fn run(
+    pool: AnyPool,
+    backend: store::Backend,
+    mut rx: mpsc::UnboundedReceiver<(Batch, Reply)>,
+) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
-        let answers = apply_group(&pool, &group).await;
+        let answers = apply_group(&pool, backend, &group).await;
         for ((_, reply), answer) in group.drain(..).zip(answers) {
             // A worker that stopped waiting no longer needs the answer.
             let _ = reply.send(answer);
@@ -167,8 +171,12 @@ async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<(Batch, Reply)>) {
 }
 
 /// Applies `group` in one transaction; one answer per batch, in order.
-async fn apply_group(pool: &AnyPool, group: &[(Batch, Reply)]) -> Vec<Result<Option<String>>> {
-    let mut tx = match pool.begin().await {
+async fn apply_group(
+    pool: &AnyPool,
+    backend: store::Backend,
+    group: &[(Batch, Reply)],
+) -> Vec<Result<Option<String>>> {
+    let mut tx = match store::begin_write(pool, backend).await {
         Ok(tx) => tx,
         Err(e) => {
             let message = format!("the group commit could not begin: {e}");

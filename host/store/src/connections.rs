@@ -190,7 +190,7 @@ impl Store {
         if plaintext.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for (name, column, sealed) in &plaintext {
             let sql = if *column == "auth" {
                 "UPDATE connections SET auth = $1 WHERE name = $2"

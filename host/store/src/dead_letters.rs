@@ -125,7 +125,7 @@ impl Store {
     /// reset; `input` (JSON text) replaces the failed step's input; the dead
     /// letter is removed.
     pub async fn replay_dead_letter(&self, id: &str, input: Option<&str>) -> Result<ReplayOutcome> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let Some(row) = sqlx::query("SELECT run_id, step_id FROM dead_letters WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)

@@ -97,7 +97,7 @@ impl Store {
     pub async fn deploy_flow(&self, new: &NewFlowVersion<'_>) -> Result<DeployOutcome> {
         let name = new.name;
         let now = new.at;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let current = sqlx::query(
             "SELECT f.version, v.digest FROM flows f JOIN flow_versions v ON v.flow = f.name AND v.version = f.version WHERE f.name = $1",
         )

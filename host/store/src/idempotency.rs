@@ -53,7 +53,7 @@ impl Store {
         stale: Duration,
     ) -> Result<Claim> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let stale_before = now.saturating_sub(i64::try_from(stale.as_millis()).unwrap_or(i64::MAX));
         // Take over a claim whose request never finished.
         sqlx::query(

@@ -151,7 +151,24 @@ pub fn key_file_path(database: &Path) -> PathBuf {
     database.with_file_name(name)
 }
 
+/// Begins a transaction that writes. On SQLite it takes the write lock at
+/// once (`BEGIN IMMEDIATE`): a deferred transaction that reads first cannot
+/// upgrade to a writer once another connection has committed, and fails with
+/// "database is locked" without waiting; an immediate one waits its turn
+/// behind the busy timeout instead. PostgreSQL needs nothing of the kind.
+pub(crate) async fn begin_write(pool: &AnyPool, backend: Backend) -> sqlx::Result<Transaction> {
+    match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => pool.begin().await,
+    }
+}
+
 impl Store {
+    /// A transaction that writes; see [`begin_write`].
+    pub(crate) async fn begin(&self) -> Result<Transaction> {
+        Ok(begin_write(&self.pool, self.backend).await?)
+    }
+
     /// The connection pool, for the store's other modules.
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool

@@ -134,7 +134,7 @@ pub(crate) async fn insert_run(tx: &mut Transaction, run: &NewRun<'_>) -> Result
 impl Store {
     /// Inserts `run` and its steps, committed before this returns.
     pub async fn start_run(&self, run: &NewRun<'_>) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         insert_run(&mut tx, run).await?;
         tx.commit().await?;
         Ok(())
@@ -149,7 +149,7 @@ impl Store {
         received_at: i64,
     ) -> Result<Vec<StartedEventRun>> {
         let mut started = Vec::with_capacity(runs.len());
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         for new in runs {
             let (run_id, flow) = (new.run.id, new.run.flow);
             // The run goes in first: flow_events references it.

@@ -43,7 +43,7 @@ impl Store {
     /// `run`, in one transaction. Returns false, changing nothing, when the
     /// schedule is no longer due at `due_at` (another host fired it).
     pub async fn fire_schedule(&self, due_at: i64, next: i64, run: &NewRun<'_>) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let moved =
             sqlx::query("UPDATE flow_schedules SET next_at = $1 WHERE flow = $2 AND next_at = $3")
                 .bind(next)

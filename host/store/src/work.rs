@@ -248,7 +248,7 @@ impl Store {
     /// Begins a transaction fenced by `fence`: `None` when the worker no
     /// longer holds the lease (and nothing changed).
     async fn begin_fenced(&self, fence: &Fence<'_>) -> Result<Option<Transaction>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let fenced = match fence.renew_until {
             Some(until) => sqlx::query(
                 "UPDATE runs SET updated_at = $1, lease_until = $2 WHERE id = $3 AND lease_owner = $4",
