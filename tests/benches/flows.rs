@@ -159,7 +159,7 @@ async fn bench_runs(database: String, runs: usize, workers: usize) -> RunFigures
         tasks.push(tokio::spawn(async move {
             for _ in 0..count {
                 flows
-                    .start_run("three-steps", json!({"bench": true}))
+                    .start_run("three-steps", json!({"bench": true}), None)
                     .await
                     .unwrap();
             }

@@ -781,7 +781,7 @@ async fn a_run_claimed_by_a_host_that_died_is_finished_after_its_lease(postgres:
         connect(&rt, &jira).await;
         let flows = Flows::new(rt.clone(), options());
         flows.deploy("durable", &flow, "test").await.unwrap();
-        let run = flows.start_run("durable", json!({})).await.unwrap();
+        let run = flows.start_run("durable", json!({}), None).await.unwrap();
         let claimed = flows
             .claim("host-that-dies", Duration::from_millis(400))
             .await

@@ -49,8 +49,8 @@ async fn batches_stand_or_fall_alone(database: String) {
     let rt = Arc::new(Runtime::new(store, &config.runtime).unwrap());
     let flows = Flows::new(rt.clone(), FlowOptions::default());
     flows.deploy("f", FLOW, "test").await.unwrap();
-    let first = flows.start_run("f", json!({"n": 1})).await.unwrap();
-    let second = flows.start_run("f", json!({"n": 2})).await.unwrap();
+    let first = flows.start_run("f", json!({"n": 1}), None).await.unwrap();
+    let second = flows.start_run("f", json!({"n": 2}), None).await.unwrap();
     // The test holds both leases (no worker runs).
     let mut claimed = vec![
         flows

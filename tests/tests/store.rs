@@ -404,7 +404,7 @@ async fn flow_deploys_are_versioned(postgres: Option<String>) {
 
     // A run keeps the version it started with.
     let run = flows
-        .start_run("orders", json!({"ok": true}))
+        .start_run("orders", json!({"ok": true}), None)
         .await
         .unwrap();
     flows.deploy("orders", MAP_FLOW, "ops").await.unwrap();
@@ -440,7 +440,7 @@ async fn two_hosts_never_claim_the_same_run(postgres: Option<String>) {
     let mut started = BTreeSet::new();
     for n in 0..RUNS {
         let run = hosts[n % 2]
-            .start_run("f", json!({"ok": true}))
+            .start_run("f", json!({"ok": true}), None)
             .await
             .unwrap();
         started.insert(run);
@@ -490,7 +490,7 @@ async fn an_expired_lease_is_taken_over_and_the_old_worker_is_fenced(postgres: O
     let db = &Db::new(postgres);
     let (old, new) = (db.host().await, db.host().await);
     old.deploy("f", MAP_FLOW, "ops").await.unwrap();
-    let run = old.start_run("f", json!({"ok": true})).await.unwrap();
+    let run = old.start_run("f", json!({"ok": true}), None).await.unwrap();
     let claimed = old.claim("old", Duration::from_millis(1)).await.unwrap();
     assert_eq!(claimed.as_deref(), Some(run.as_str()));
     // Once the lease has expired the other host takes the run over.
@@ -525,7 +525,10 @@ async fn dead_letters_are_listed_replayed_and_discarded(postgres: Option<String>
     let db = &Db::new(postgres);
     let flows = db.host().await;
     flows.deploy("f", MAP_FLOW, "ops").await.unwrap();
-    let run = flows.start_run("f", json!({"ok": false})).await.unwrap();
+    let run = flows
+        .start_run("f", json!({"ok": false}), None)
+        .await
+        .unwrap();
     let view = drive(&flows, &run).await;
     assert_eq!(view.status, "failed");
     assert_eq!(view.failed_step.as_deref(), Some("check"));
@@ -561,7 +564,10 @@ async fn dead_letters_are_listed_replayed_and_discarded(postgres: Option<String>
     assert!(flows.replay(&letter.id, None, "ops").await.is_err());
 
     // A discarded dead letter leaves its run as it ended.
-    let run = flows.start_run("f", json!({"ok": false})).await.unwrap();
+    let run = flows
+        .start_run("f", json!({"ok": false}), None)
+        .await
+        .unwrap();
     drive(&flows, &run).await;
     let letter = flows.dead_letters(None).await.unwrap().remove(0);
     flows.discard(&letter.id, "ops").await.unwrap();
@@ -623,7 +629,7 @@ async fn a_webhook_event_starts_one_run_across_hosts(postgres: Option<String>) {
         for _ in 0..3 {
             let host = host.clone();
             tasks.push(tokio::spawn(async move {
-                host.start_runs_for_events("hooks", &[event("evt-1"), event("evt-2")])
+                host.start_runs_for_events("hooks", &[event("evt-1"), event("evt-2")], None)
                     .await
                     .unwrap()
             }));
@@ -650,7 +656,7 @@ async fn a_webhook_event_starts_one_run_across_hosts(postgres: Option<String>) {
     };
     assert!(
         hosts[0]
-            .start_runs_for_events("hooks", &[other])
+            .start_runs_for_events("hooks", &[other], None)
             .await
             .unwrap()
             .is_empty()

@@ -86,7 +86,6 @@ pub(crate) async fn put_connection(
     };
     state.runtime.store().audit_or_log(record).await;
     let (connection, created) = result?;
-    tracing::info!(connection = %name, by = %caller.name, created, "connection saved");
     let status = if created {
         StatusCode::CREATED
     } else {

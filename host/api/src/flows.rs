@@ -1,14 +1,15 @@
 //! `/v1/flows`: deploy, list and inspect flows, start runs.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::json;
 
 use crate::config::Scope;
 use crate::error::ApiError;
 use crate::extract::{ApiState, Caller, RawBody, utf8};
+use junction_runtime::trace::TraceContext;
 
 pub(crate) async fn deploy_flow(
     caller: Caller,
@@ -54,6 +55,7 @@ pub(crate) async fn start_run(
     caller: Caller,
     State(state): State<ApiState>,
     Path(name): Path<String>,
+    trace: Option<Extension<TraceContext>>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Invoker)?;
@@ -69,6 +71,9 @@ pub(crate) async fn start_run(
             )
         })?
     };
-    let id = state.flows.start_run(&name, trigger).await?;
+    let id = state
+        .flows
+        .start_run(&name, trigger, trace.as_ref().map(|t| &t.0))
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"run": id}))).into_response())
 }

@@ -26,6 +26,7 @@ mod extract;
 mod flows;
 mod plugins;
 mod runs;
+mod trace;
 mod transforms;
 mod webhooks;
 
@@ -124,6 +125,7 @@ pub fn router_with_flows(flows: Arc<Flows>, config: &ApiConfig) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(axum::middleware::from_fn(trace::traced))
         .with_state(state)
 }
 

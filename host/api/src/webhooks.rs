@@ -1,14 +1,15 @@
 //! `/v1/webhooks/{connection}`: inbound webhooks, verified then parsed by the plugin.
 
-use axum::Json;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::json;
 
 use crate::error::ApiError;
 use crate::extract::{ApiState, RawBody};
 use junction_runtime::inbound::InboundWebhook;
+use junction_runtime::trace::TraceContext;
 
 /// An inbound webhook: no bearer token, the signature authenticates it.
 pub(crate) async fn webhook(
@@ -17,6 +18,7 @@ pub(crate) async fn webhook(
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
+    trace: Option<Extension<TraceContext>>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let path = uri
@@ -46,7 +48,7 @@ pub(crate) async fn webhook(
     // Committed before the answer: a sender that gets a 2xx never has to resend.
     let runs = state
         .flows
-        .start_runs_for_events(&connection, &events)
+        .start_runs_for_events(&connection, &events, trace.as_ref().map(|t| &t.0))
         .await?;
     let version = format!("{}@{}", plugin.name(), plugin.version());
     Ok((

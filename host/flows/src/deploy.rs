@@ -74,7 +74,6 @@ impl Flows {
                 )));
             }
         };
-        tracing::info!(flow = %name, version, changed, by, "flow deployed");
         Ok(Deployed {
             name: name.to_string(),
             version,

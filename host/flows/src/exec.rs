@@ -14,7 +14,9 @@ use serde_json::Value;
 use super::definition::{self, FlowDef, Retry};
 use super::{FlowError, Flows, Result, StepError, now_ms};
 use junction_runtime::runtime::{CallError, PluginError};
+use junction_runtime::trace::TraceContext;
 use junction_store::{Fence, RunWrite};
+use tracing::Instrument;
 
 /// Why one attempt failed.
 #[derive(Debug, Clone)]
@@ -122,6 +124,8 @@ pub(crate) struct RunRow {
     pub(crate) status: String,
     pub(crate) trigger: Value,
     pub(crate) failed_step: Option<String>,
+    /// The parent of the run's spans: its business transaction.
+    pub(crate) trace: Option<TraceContext>,
 }
 
 pub(crate) fn error_entry(phase: &str, attempt: i64, failure: &Failure) -> StepError {
@@ -260,6 +264,7 @@ impl Flows {
             status: r.status,
             trigger: serde_json::from_str(&r.trigger)?,
             failed_step: r.failed_step,
+            trace: r.traceparent.as_deref().and_then(TraceContext::parse),
         };
         let rows = self.store().run_step_states(run_id).await?;
         let json = |t: Option<String>| -> Result<Option<Value>> {
@@ -298,7 +303,20 @@ impl Flows {
     /// the lease is lost (then it changes nothing). Workers call it after
     /// [`claim`](Self::claim); tests call it to act as a worker that lost its lease.
     pub async fn advance(&self, worker: &str, run_id: &str) -> Result<()> {
-        let (mut run, mut steps) = self.load(run_id).await?;
+        let (run, steps) = self.load(run_id).await?;
+        let span = run_span(run_id, &run);
+        self.advance_loaded(worker, run_id, run, steps)
+            .instrument(span)
+            .await
+    }
+
+    async fn advance_loaded(
+        &self,
+        worker: &str,
+        run_id: &str,
+        mut run: RunRow,
+        mut steps: Vec<StepRow>,
+    ) -> Result<()> {
         let def = self.definition(&run.flow, run.flow_version).await?;
         loop {
             // While the lease is held, this worker's fenced writes are the
@@ -324,6 +342,35 @@ impl Flows {
             }
         }
     }
+}
+
+/// The span of one stretch of a run's work, from its claim until it ends,
+/// waits or loses its lease. Its parent is the run's business transaction
+/// (the request or schedule that started it), so every stretch of a run,
+/// on any host and after any restart, is in that one trace.
+fn run_span(run_id: &str, run: &RunRow) -> tracing::Span {
+    let text = |key: &str| {
+        run.trigger
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let span = tracing::info_span!(
+        "run",
+        otel.name = %format!("run {}", run.flow),
+        flow = %run.flow,
+        flow.version = run.flow_version,
+        run = %run_id,
+        trigger.type = %text("type"),
+        trigger.id = %text("id"),
+        trace_id = tracing::field::Empty,
+    );
+    if let Some(trace) = &run.trace {
+        trace.adopt(&span);
+        span.record("trace_id", trace.trace_id());
+    }
+    span
 }
 
 /// `held`, logging when the lease of `run_id` was lost.

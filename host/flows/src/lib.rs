@@ -222,6 +222,9 @@ pub struct RunView {
     pub updated_at: String,
     /// RFC 3339, once terminal.
     pub finished_at: Option<String>,
+    /// The W3C trace id of its business transaction: every span of the run
+    /// (and of the request that started it) is in this trace.
+    pub trace_id: Option<String>,
     /// Steps in flow order (only in [`Flows::run`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<StepView>>,
@@ -320,12 +323,14 @@ fn new_run<'a>(
     version: i64,
     def: &'a FlowDef,
     trigger: &'a str,
+    traceparent: &'a str,
 ) -> store::NewRun<'a> {
     store::NewRun {
         id,
         flow,
         version,
         trigger,
+        traceparent: Some(traceparent),
         steps: def
             .steps
             .iter()

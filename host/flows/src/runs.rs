@@ -4,6 +4,8 @@ use serde_json::Value;
 
 use junction_store::{NewEventRun, RunRow};
 
+use junction_runtime::trace::TraceContext;
+
 use super::{
     EventRun, FlowError, Flows, Result, RunView, StepView, Trigger, definition, new_run, now_ms,
     rfc3339,
@@ -11,8 +13,15 @@ use super::{
 
 impl Flows {
     /// Starts a run of the current version of flow `name` with `trigger` as
-    /// its event; returns the run id. The run is committed before this returns.
-    pub async fn start_run(&self, name: &str, trigger: Value) -> Result<String> {
+    /// its event; returns the run id. The run is committed before this
+    /// returns. Its business transaction continues `trace` (the request's
+    /// trace context), else starts a trace of its own.
+    pub async fn start_run(
+        &self,
+        name: &str,
+        trigger: Value,
+        trace: Option<&TraceContext>,
+    ) -> Result<String> {
         let current = self
             .store()
             .current_flow(name)
@@ -21,10 +30,18 @@ impl Flows {
         let def = definition::parse(&current.source).map_err(FlowError::Invalid)?;
         let id = uuid::Uuid::new_v4().to_string();
         let trigger = trigger.to_string();
+        let traceparent = run_traceparent(trace);
         self.store()
-            .start_run(&new_run(&id, name, current.version, &def, &trigger))
+            .start_run(&new_run(
+                &id,
+                name,
+                current.version,
+                &def,
+                &trigger,
+                &traceparent,
+            ))
             .await?;
-        tracing::info!(flow = %name, run = %id, "run started");
+        tracing::info!(flow = %name, run = %id, trace_id = %trace_id_of(&traceparent), "run started");
         self.wake.notify_one();
         Ok(id)
     }
@@ -32,11 +49,13 @@ impl Flows {
     /// Starts one run per event and flow whose trigger is that event type
     /// from `connection`, at most once per event (its `source` and `id`) and
     /// flow however often it is delivered. Everything is committed before
-    /// this returns, so a webhook answered 2xx is not lost.
+    /// this returns, so a webhook answered 2xx is not lost. The runs'
+    /// business transactions continue `trace` (the webhook request's).
     pub async fn start_runs_for_events(
         &self,
         connection: &str,
         events: &[junction_runtime::inbound::WebhookEvent],
+        trace: Option<&TraceContext>,
     ) -> Result<Vec<EventRun>> {
         if events.is_empty() {
             return Ok(Vec::new());
@@ -61,6 +80,7 @@ impl Flows {
             return Ok(Vec::new());
         }
         let now = now_ms();
+        let traceparent = run_traceparent(trace);
         // One run per event and listening flow, each with a new id.
         let mut planned = Vec::new();
         for event in events {
@@ -76,7 +96,7 @@ impl Flows {
         let inserts: Vec<NewEventRun<'_>> = planned
             .iter()
             .map(|(event, flow, version, def, run_id, trigger)| NewEventRun {
-                run: new_run(run_id, flow, *version, def, trigger),
+                run: new_run(run_id, flow, *version, def, trigger, &traceparent),
                 source: &event.source,
                 event_id: &event.id,
             })
@@ -159,6 +179,23 @@ fn run_view(r: RunRow) -> Result<RunView> {
         created_at: rfc3339(r.created_at),
         updated_at: rfc3339(r.updated_at),
         finished_at: r.finished_at.map(rfc3339),
+        trace_id: r.traceparent.as_deref().map(trace_id_of),
         steps: None,
     })
+}
+
+/// The `traceparent` a new run stores, the parent of its spans: `trace`
+/// (the request's), else the current span's, else a new trace.
+fn run_traceparent(trace: Option<&TraceContext>) -> String {
+    trace
+        .cloned()
+        .unwrap_or_else(|| TraceContext::of_or(&tracing::Span::current(), None))
+        .traceparent()
+}
+
+/// The trace id of a stored `traceparent` (empty when it is not one).
+pub(crate) fn trace_id_of(traceparent: &str) -> String {
+    TraceContext::parse(traceparent)
+        .map(|t| t.trace_id())
+        .unwrap_or_default()
 }

@@ -2,6 +2,7 @@
 //! in reverse order, then end the run and dead-letter it.
 
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use super::definition::FlowDef;
 use super::exec::{Failure, RunRow, StepRow, backoff, classify, error_entry, lease_held};
@@ -83,8 +84,14 @@ impl Flows {
                     idempotency_key: Some(format!("{}:compensate", row.key)),
                     run_id: Some(run_id.to_string()),
                     attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
-                    trace_id: None,
+                    trace: run.trace.clone(),
                 };
+                let span = tracing::info_span!(
+                    "compensate",
+                    otel.name = %format!("compensate {}", row.id),
+                    step = %row.id,
+                    attempt,
+                );
                 self.runtime
                     .invoke(
                         connection,
@@ -92,6 +99,7 @@ impl Flows {
                         &input.to_string(),
                         options,
                     )
+                    .instrument(span)
                     .await
                     .map(drop)
                     .map_err(classify)

@@ -1,5 +1,7 @@
 //! Schedule triggers: starting the runs of flows whose schedule is due.
 
+use junction_runtime::trace::TraceContext;
+
 use super::{Flows, Result, Trigger, definition, new_run, next_fire, now_ms, rfc3339};
 
 impl Flows {
@@ -24,10 +26,14 @@ impl Flows {
             let id = uuid::Uuid::new_v4().to_string();
             let trigger = serde_json::json!({"type": "schedule", "scheduled_at": rfc3339(due_at)})
                 .to_string();
-            let run = new_run(&id, flow, schedule.version, &def, &trigger);
+            // The root of the run's business transaction: the schedule firing.
+            let span = tracing::info_span!("schedule", otel.name = %format!("schedule {flow}"), flow = %flow);
+            let traceparent = TraceContext::of_or(&span, None).traceparent();
+            let run = new_run(&id, flow, schedule.version, &def, &trigger, &traceparent);
             if !self.store().fire_schedule(due_at, next, &run).await? {
                 continue;
             }
+            let _entered = span.enter();
             tracing::info!(flow = %flow, run = %id, "scheduled run started");
             fired += 1;
         }

@@ -10,6 +10,7 @@ use super::exec::{Failure, Next, RunRow, StepRow, backoff, classify, error_entry
 use super::{FlowError, Flows, Result, StepError, jq, now_ms};
 use junction_runtime::runtime::CallOptions;
 use junction_store::{AfterFailure, NewDeadLetter, RunWrite};
+use tracing::Instrument;
 
 impl Flows {
     /// The context jq expressions see: the trigger, completed steps' outputs, the run.
@@ -116,20 +117,40 @@ impl Flows {
         steps[index].status = "running".into();
         steps[index].attempts = attempt;
         steps[index].input = Some(input.clone());
-        let call = self.call(spec, &input, &row.key, run_id, attempt);
-        let result = match spec.deadline_ms {
-            Some(ms) => tokio::time::timeout(Duration::from_millis(ms), call)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Failure {
-                        kind: "timeout",
-                        message: format!("the step did not finish within its deadline of {ms} ms"),
-                        retryable: true,
-                        retry_after_ms: None,
-                    })
-                }),
-            None => call.await,
-        };
+        let span = tracing::info_span!(
+            "step",
+            otel.name = %format!("step {}", row.id),
+            step = %row.id,
+            attempt,
+            outcome = tracing::field::Empty,
+        );
+        let call = self.call(spec, &input, &row.key, run_id, run, attempt);
+        let result = async {
+            match spec.deadline_ms {
+                Some(ms) => tokio::time::timeout(Duration::from_millis(ms), call)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Failure {
+                            kind: "timeout",
+                            message: format!(
+                                "the step did not finish within its deadline of {ms} ms"
+                            ),
+                            retryable: true,
+                            retry_after_ms: None,
+                        })
+                    }),
+                None => call.await,
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        span.record(
+            "outcome",
+            match &result {
+                Ok(_) => "ok",
+                Err(failure) => failure.kind,
+            },
+        );
         match result {
             Ok(output) => {
                 let completed = RunWrite::CompleteStep {
@@ -171,13 +192,14 @@ impl Flows {
         input: &Value,
         key: &str,
         run_id: &str,
+        run: &RunRow,
         attempt: i64,
     ) -> std::result::Result<Value, Failure> {
         let options = CallOptions {
             idempotency_key: Some(key.to_string()),
             run_id: Some(run_id.to_string()),
             attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
-            trace_id: None,
+            trace: run.trace.clone(),
         };
         let text = input.to_string();
         let parse = |json: &str| {

@@ -1,7 +1,11 @@
 //! What every call shares: the output check, admission, the deadline and
 //! turning a guest's trap, timeout or error into a [`CallError`].
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use wasmtime::Store as WasmStore;
 
@@ -128,6 +132,47 @@ pub(crate) async fn run_with_deadline<T>(
         .ok()
 }
 
+/// The span of one plugin call (`kind` is `invoke`, `check` or `apply`);
+/// [`traced`] fills in its outcome and duration, [`settle`] its peak memory.
+pub(crate) fn call_span(kind: &str, connection: &str, operation: &str) -> tracing::Span {
+    tracing::info_span!(
+        "plugin.call",
+        otel.name = %format!("{kind} {operation}"),
+        plugin = Empty,
+        plugin.version = Empty,
+        connection = %connection,
+        operation = %operation,
+        outcome = Empty,
+        duration_ms = Empty,
+        memory.peak_bytes = Empty,
+    )
+}
+
+/// Runs `call` inside `span`, then records its outcome and duration.
+pub(crate) async fn traced<T>(
+    span: tracing::Span,
+    call: impl Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
+    let started = Instant::now();
+    let result = call.instrument(span.clone()).await;
+    span.record(
+        "outcome",
+        match &result {
+            Ok(_) => "ok",
+            Err(e) => e.outcome(),
+        },
+    );
+    span.record("duration_ms", started.elapsed().as_secs_f64() * 1_000.0);
+    result
+}
+
+/// Records the plugin version a call resolved to on the current call span.
+pub(crate) fn record_plugin(plugin: &Plugin) {
+    let span = tracing::Span::current();
+    span.record("plugin", plugin.name());
+    span.record("plugin.version", tracing::field::display(plugin.version()));
+}
+
 /// Turns the outcome of guest code into the call's result, classifying traps.
 pub(crate) fn settle<T>(
     ran: Ran<T>,
@@ -135,6 +180,7 @@ pub(crate) fn settle<T>(
     deadline_ms: u64,
 ) -> Result<T, CallError> {
     let state = store.data();
+    tracing::Span::current().record("memory.peak_bytes", state.limiter.memory_peak);
     let err = match ran {
         None => return Err(CallError::Timeout { deadline_ms }),
         Some(Ok(value)) => return Ok(value),

@@ -206,6 +206,8 @@ pub struct Limiter {
     pub memory_refused: bool,
     /// Set when a table growth was refused.
     pub table_refused: bool,
+    /// The largest linear memory the guest had, in bytes.
+    pub memory_peak: usize,
 }
 
 impl Limiter {
@@ -217,6 +219,7 @@ impl Limiter {
             instances: limits.instances,
             memory_refused: false,
             table_refused: false,
+            memory_peak: 0,
         }
     }
 }
@@ -229,7 +232,9 @@ impl wasmtime::ResourceLimiter for Limiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let allowed = desired <= self.memory_bytes;
-        if !allowed {
+        if allowed {
+            self.memory_peak = self.memory_peak.max(desired);
+        } else {
             self.memory_refused = true;
         }
         Ok(allowed)

@@ -98,6 +98,36 @@ pub enum CallError {
     Internal(String),
 }
 
+impl CallError {
+    /// The outcome case of a failed call, as spans and metrics name it: the
+    /// plugin's error case, or what the host stopped or refused.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            CallError::UnknownConnection(_) => "unknown_connection",
+            CallError::UnknownPlugin(_) => "unknown_plugin",
+            CallError::UnknownOperation { .. } => "unknown_operation",
+            CallError::WrongWorld { .. } => "wrong_world",
+            CallError::InvalidJson(_) => "invalid_json",
+            CallError::Plugin(e) => match e {
+                PluginError::InvalidInput(_) => "invalid_input",
+                PluginError::Unauthorized(_) => "unauthorized",
+                PluginError::NotFound(_) => "not_found",
+                PluginError::Conflict(_) => "conflict",
+                PluginError::RateLimited(_) => "rate_limited",
+                PluginError::Unavailable(_) => "unavailable",
+                PluginError::Internal(_) => "plugin_error",
+            },
+            CallError::Timeout { .. } => "timeout",
+            CallError::LimitExceeded { .. } => "limit_exceeded",
+            CallError::Trap(_) => "trapped",
+            CallError::OutputTooLarge { .. } => "output_too_large",
+            CallError::BadOutput(_) => "bad_output",
+            CallError::Busy { .. } => "busy",
+            CallError::Internal(_) => "internal",
+        }
+    }
+}
+
 pub(crate) fn describe_plugin_error(e: &PluginError) -> String {
     match e {
         PluginError::InvalidInput(m) => format!("invalid input: {m}"),

@@ -123,7 +123,12 @@ impl Runtime {
         };
         verify(&conn, &request, now)?;
         let plugin = plugin?;
-        let events = self.call_handle_webhook(&conn, &plugin, &request).await?;
+        let span = crate::call::call_span("handle-webhook", &conn.name, "handle-webhook");
+        let events = crate::call::traced(span, async {
+            crate::call::record_plugin(&plugin);
+            self.call_handle_webhook(&conn, &plugin, &request).await
+        })
+        .await?;
         tracing::debug!(connection, events = events.len(), "webhook handled");
         Ok((events, plugin))
     }

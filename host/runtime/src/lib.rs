@@ -39,6 +39,7 @@ pub mod inbound;
 pub mod lifecycle;
 pub mod plugins;
 pub mod runtime;
+pub mod trace;
 pub mod watcher;
 pub mod webhooks;
 

@@ -19,7 +19,8 @@ pub use crate::bindings::junction::plugin::types::Error as PluginError;
 use crate::bindings::{ConnectorPre, PluginInfo, transform::TransformPre};
 use crate::cache::{CompileCache, Origin};
 pub(crate) use crate::call::{
-    DeadlineExceeded, admit, check_output, conclude, export, run_with_deadline, settle, wrong_world,
+    DeadlineExceeded, admit, call_span, check_output, conclude, export, record_plugin,
+    run_with_deadline, settle, traced, wrong_world,
 };
 use crate::capabilities::http::{Net, Outbound};
 use crate::capabilities::{self, HostState, Imports, Scope};
@@ -28,6 +29,7 @@ pub use crate::connections::ConnectionSpec;
 use crate::engine::{Limits, Sandbox};
 pub use crate::error::{CallError, ConnectionError, LoadError};
 use crate::plugins::{Added, PackageInfo, Plugin, PluginSet, PluginSummary, Pre};
+use crate::trace::TraceContext;
 use junction_store::{Connection, Store, StoreConfig};
 
 /// Time the host allows past a call's deadline for the guest to be
@@ -43,8 +45,10 @@ pub struct CallOptions {
     pub run_id: Option<String>,
     /// 1 for a first attempt.
     pub attempt: u32,
-    /// W3C trace id.
-    pub trace_id: Option<String>,
+    /// The trace the call belongs to when its span has none of its own
+    /// (traces are not exported): passed to the plugin as its trace id and
+    /// to the systems it calls as their `traceparent`.
+    pub trace: Option<TraceContext>,
 }
 
 /// The successful result of a connector operation.
@@ -315,9 +319,25 @@ impl Runtime {
         input: &str,
         options: CallOptions,
     ) -> Result<Output, CallError> {
+        let span = call_span("invoke", connection, operation);
+        traced(
+            span,
+            self.invoke_in_span(connection, operation, input, options),
+        )
+        .await
+    }
+
+    async fn invoke_in_span(
+        &self,
+        connection: &str,
+        operation: &str,
+        input: &str,
+        options: CallOptions,
+    ) -> Result<Output, CallError> {
         serde_json::from_str::<serde::de::IgnoredAny>(input)
             .map_err(|e| CallError::InvalidJson(e.to_string()))?;
         let (conn, plugin) = self.connector_for(connection).await?;
+        record_plugin(&plugin);
         if plugin.operation(operation).is_none() {
             return Err(CallError::UnknownOperation {
                 plugin: plugin.name().to_string(),
@@ -356,7 +376,16 @@ impl Runtime {
 
     /// Runs the connection's `check`: can the system be reached with these credentials?
     pub async fn check(&self, connection: &str) -> Result<Arc<Plugin>, CallError> {
+        traced(
+            call_span("check", connection, "check"),
+            self.check_in_span(connection),
+        )
+        .await
+    }
+
+    async fn check_in_span(&self, connection: &str) -> Result<Arc<Plugin>, CallError> {
         let (conn, plugin) = self.connector_for(connection).await?;
+        record_plugin(&plugin);
         let Pre::Connector(pre) = &plugin.pre else {
             return Err(wrong_world(&plugin, World::Connector));
         };
@@ -382,12 +411,25 @@ impl Runtime {
         plugin: &str,
         input: &str,
     ) -> Result<(Vec<String>, Arc<Plugin>), CallError> {
+        traced(
+            call_span("apply", "", "apply"),
+            self.apply_in_span(plugin, input),
+        )
+        .await
+    }
+
+    async fn apply_in_span(
+        &self,
+        plugin: &str,
+        input: &str,
+    ) -> Result<(Vec<String>, Arc<Plugin>), CallError> {
         serde_json::from_str::<serde::de::IgnoredAny>(input)
             .map_err(|e| CallError::InvalidJson(e.to_string()))?;
         let plugin = self
             .plugins
             .get(plugin, None)
             .ok_or_else(|| CallError::UnknownPlugin(plugin.to_string()))?;
+        record_plugin(&plugin);
         let Pre::Transform(pre) = &plugin.pre else {
             return Err(wrong_world(&plugin, World::Transform));
         };
@@ -422,12 +464,14 @@ impl Runtime {
     ) -> Result<(WasmStore<HostState>, CallContext), CallError> {
         let bound = self.bound(conn, plugin)?;
         let limits = &plugin.limits;
+        let trace = TraceContext::of_or(&tracing::Span::current(), options.trace.as_ref());
         let outbound = Outbound {
             net: Some(bound.net.clone()),
             plugin: bound.plugin.clone(),
             connection: bound.connection.clone(),
             deadline: Some(Instant::now() + limits.deadline()),
             signals: Arc::default(),
+            trace: Some(trace.clone()),
         };
         let store = self.new_store(bound.scope.clone(), outbound, true, limits);
         let ctx = CallContext {
@@ -436,7 +480,7 @@ impl Runtime {
             run_id: options.run_id,
             idempotency_key: options.idempotency_key,
             attempt: options.attempt.max(1),
-            trace_id: options.trace_id,
+            trace_id: Some(trace.trace_id()),
             deadline_ms: limits.deadline_ms,
         };
         Ok((store, ctx))

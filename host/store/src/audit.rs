@@ -74,10 +74,21 @@ pub struct Record<'a> {
 }
 
 impl Store {
-    /// Appends `record`, logging a failure to write it rather than failing
-    /// the action it records (which has already happened, or been refused).
+    /// Logs `record` (at info: every lifecycle action is in the log with
+    /// its actor and digest) and appends it, logging a failure to write it
+    /// rather than failing the action it records (which has already
+    /// happened, or been refused).
     pub async fn audit_or_log(&self, record: Record<'_>) {
         let (action, target) = (record.action, record.target);
+        tracing::info!(
+            actor = record.actor,
+            action,
+            target,
+            digest = record.digest.unwrap_or_default(),
+            outcome = record.outcome.as_str(),
+            detail = record.detail,
+            "{action} {target}"
+        );
         if let Err(err) = self.audit(record).await {
             tracing::error!(%err, action, target, "could not write the audit log");
         }

@@ -25,6 +25,8 @@ pub struct NewRun<'a> {
     pub version: i64,
     /// The trigger event (JSON text).
     pub trigger: &'a str,
+    /// The W3C `traceparent` of its business transaction.
+    pub traceparent: Option<&'a str>,
     /// Its steps, in flow order.
     pub steps: Vec<NewStep<'a>>,
 }
@@ -73,6 +75,8 @@ pub struct RunRow {
     pub updated_at: i64,
     /// Ended, once terminal.
     pub finished_at: Option<i64>,
+    /// The W3C `traceparent` of its business transaction.
+    pub traceparent: Option<String>,
 }
 
 /// A step of a run as stored (JSON as text, times in ms since the epoch).
@@ -106,7 +110,7 @@ pub struct StepRow {
 pub(crate) async fn insert_run(tx: &mut Transaction, run: &NewRun<'_>) -> Result<()> {
     let now = now_ms();
     sqlx::query(
-        "INSERT INTO runs (id, flow, flow_version, status, trigger_event, created_at, updated_at, next_at) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7)",
+        "INSERT INTO runs (id, flow, flow_version, status, trigger_event, created_at, updated_at, next_at, traceparent) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8)",
     )
     .bind(run.id)
     .bind(run.flow)
@@ -115,6 +119,7 @@ pub(crate) async fn insert_run(tx: &mut Transaction, run: &NewRun<'_>) -> Result
     .bind(now)
     .bind(now)
     .bind(now)
+    .bind(run.traceparent)
     .execute(&mut **tx)
     .await?;
     for (position, step) in run.steps.iter().enumerate() {
@@ -205,7 +210,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<RunRow>> {
         let rows = sqlx::query(
-            "SELECT id, flow, flow_version, status, trigger_event, error, failed_step, created_at, updated_at, finished_at FROM runs WHERE ($1 IS NULL OR flow = $2) AND ($3 IS NULL OR status = $4) ORDER BY created_at DESC, id LIMIT $5",
+            "SELECT id, flow, flow_version, status, trigger_event, error, failed_step, created_at, updated_at, finished_at, traceparent FROM runs WHERE ($1 IS NULL OR flow = $2) AND ($3 IS NULL OR status = $4) ORDER BY created_at DESC, id LIMIT $5",
         )
         .bind(flow)
         .bind(flow)
@@ -220,7 +225,7 @@ impl Store {
     /// Run `id`.
     pub async fn run(&self, id: &str) -> Result<Option<RunRow>> {
         let row = sqlx::query(
-            "SELECT id, flow, flow_version, status, trigger_event, error, failed_step, created_at, updated_at, finished_at FROM runs WHERE id = $1",
+            "SELECT id, flow, flow_version, status, trigger_event, error, failed_step, created_at, updated_at, finished_at, traceparent FROM runs WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.pool())
@@ -277,5 +282,6 @@ fn run_from_row(r: &sqlx::any::AnyRow) -> RunRow {
         created_at: r.get(7),
         updated_at: r.get(8),
         finished_at: r.get(9),
+        traceparent: r.get(10),
     }
 }

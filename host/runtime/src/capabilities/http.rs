@@ -20,11 +20,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
+use tracing::Instrument;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::egress::{EgressDenied, EgressPolicy};
 use super::oauth::{TOKEN_RESPONSE_BYTES, TOKEN_TIMEOUT, TokenSource};
 use super::ratelimit::RateGate;
+use crate::trace::{TRACEPARENT, TraceContext};
 
 /// Per-request timeouts used when the plugin sets none (each is further
 /// bounded by what is left of the call's deadline).
@@ -233,6 +235,9 @@ pub struct Outbound {
     pub deadline: Option<Instant>,
     /// Shared with the runtime, which reads it when the call ends.
     pub signals: Arc<Signals>,
+    /// The call's trace, for the `traceparent` of requests when their span
+    /// has no context of its own (traces are not exported).
+    pub trace: Option<TraceContext>,
 }
 
 impl Outbound {
@@ -312,6 +317,11 @@ impl Outbound {
         let (mut parts, body) = request.into_parts();
         for (name, value) in &net.inject {
             parts.headers.insert(name.clone(), value.clone());
+        }
+        // The host's trace context, whatever the plugin put there.
+        let trace = TraceContext::of_or(&tracing::Span::current(), self.trace.as_ref());
+        if let Ok(value) = HeaderValue::from_str(&trace.traceparent()) {
+            parts.headers.insert(TRACEPARENT, value);
         }
         let response = match &net.oauth {
             None => {
@@ -412,13 +422,53 @@ impl WasiHttpHooks for Outbound {
     > {
         drop(fut);
         let outbound = self.clone();
+        let span = request_span(&request);
         Box::new(async move {
-            let response = outbound.send(request, options).await?;
+            let response = outbound
+                .send(request, options)
+                .instrument(span.clone())
+                .await;
+            record_response(&span, &response);
+            let response = response?;
             // The pooled client drives the connection itself.
             let io: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
                 Box::new(std::future::ready(Ok(())));
             Ok((response, io))
         })
+    }
+}
+
+/// The span of one outbound request (a child of the plugin call's span).
+fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
+    let method = request.method().as_str();
+    tracing::info_span!(
+        "http.client",
+        otel.name = %method,
+        otel.kind = "client",
+        http.request.method = %method,
+        server.address = %request.uri().host().unwrap_or_default(),
+        http.response.status_code = tracing::field::Empty,
+        http.retry_after = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    )
+}
+
+/// Records the status and `Retry-After` of a response (or why there is none).
+fn record_response<B>(span: &tracing::Span, response: &Result<http::Response<B>, HttpError>) {
+    match response {
+        Ok(response) => {
+            span.record("http.response.status_code", response.status().as_u16());
+            if let Some(retry) = response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+            {
+                span.record("http.retry_after", retry);
+            }
+        }
+        Err(e) => {
+            span.record("error.type", tracing::field::debug(e));
+        }
     }
 }
 

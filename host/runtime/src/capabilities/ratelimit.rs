@@ -8,6 +8,7 @@
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tracing::Instrument;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{Quota, RateLimiter};
@@ -74,7 +75,12 @@ impl RateGate {
             if started.elapsed() + wait > budget {
                 return Err(wait.max(Duration::from_millis(1)));
             }
-            tokio::time::sleep(wait).await;
+            let span = tracing::info_span!(
+                "rate_limit.wait",
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                paused = paused.is_some(),
+            );
+            tokio::time::sleep(wait).instrument(span).await;
         }
     }
 
