@@ -37,6 +37,8 @@ pub use junction_flows::config::FlowSettings;
 pub use junction_runtime::config::RuntimeConfig;
 pub use junction_store::config::{DatabaseLocation, StoreConfig};
 
+pub use crate::telemetry::TelemetryConfig;
+
 /// The host's configuration: each crate's section, composed. The store's,
 /// the runtime's and the API's keys sit at the top level of `junction.toml`;
 /// the flow engine's are the `[flows]` table.
@@ -55,6 +57,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// `[flows]`.
     pub flows: FlowSettings,
+    /// `[telemetry]`: trace export.
+    pub telemetry: TelemetryConfig,
 }
 
 /// Every top-level key: the sections' own. `JUNCTION_*` variables naming
@@ -65,7 +69,7 @@ fn known(key: &str) -> bool {
         .iter()
         .chain(junction_runtime::config::KEYS)
         .chain(junction_api::config::KEYS)
-        .chain(&["flows"])
+        .chain(&["flows", "telemetry"])
         .any(|k| key.eq_ignore_ascii_case(k))
 }
 
@@ -109,6 +113,7 @@ impl Config {
         self.runtime.validate().map_err(anyhow::Error::msg)?;
         self.store.validate().map_err(anyhow::Error::msg)?;
         self.flows.validate().map_err(anyhow::Error::msg)?;
+        self.telemetry.validate().map_err(anyhow::Error::msg)?;
         Ok(())
     }
 }

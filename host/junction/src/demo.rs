@@ -348,17 +348,22 @@ pub async fn run(keep_running: bool) -> anyhow::Result<DemoReport> {
         ),
     ];
     println!();
-    println!("Runs");
-    for (flow, status) in &runs {
-        println!("  {flow}: {status}");
+    println!("Runs (each one trace, from the webhook to the last call)");
+    for ((flow, status), run) in runs.iter().zip([&first, &second]) {
+        println!(
+            "  {flow}: {status}  run {}  trace {}",
+            run["id"].as_str().unwrap_or("?"),
+            run["trace_id"].as_str().unwrap_or("-")
+        );
     }
     println!();
-    println!("Where to look");
-    println!(
-        "  API       {base}/v1/runs  (Authorization: Bearer {})",
-        client.token
-    );
+    println!("Where to look (Authorization: Bearer {})", client.token);
+    println!("  runs      {base}/v1/runs");
+    println!("  metrics   {base}/metrics  (Prometheus text)");
+    println!("  KPIs      {base}/v1/kpis");
+    println!("  OpenAPI   {base}/v1/openapi.json");
     println!("  health    {base}/healthz");
+    println!("  traces    set OTEL_EXPORTER_OTLP_ENDPOINT before `junction serve` to export them");
 
     let project_key = jira_projects
         .first()

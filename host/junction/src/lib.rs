@@ -14,3 +14,4 @@ pub mod demo;
 pub mod scaffold;
 pub mod serve;
 pub mod shipped;
+pub mod telemetry;

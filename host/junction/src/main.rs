@@ -240,8 +240,11 @@ struct Remote {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let quiet_default = matches!(cli.command, Command::Demo { .. } | Command::Plugin { .. });
-    junction::serve::log_to_stderr(if quiet_default { "warn" } else { "info" });
+    // `serve` sets up its logs and traces from its configuration.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        let quiet_default = matches!(cli.command, Command::Demo { .. } | Command::Plugin { .. });
+        junction::serve::log_to_stderr(if quiet_default { "warn" } else { "info" });
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -277,6 +280,10 @@ mod cli;
 
 async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load(config_path.as_deref())?;
+    let telemetry = junction::telemetry::init(&config.telemetry, "info")?;
+    if telemetry.exporting() {
+        tracing::info!("exporting traces over OTLP");
+    }
     junction::serve::run(&config, async {
         let _ = tokio::signal::ctrl_c().await;
     })

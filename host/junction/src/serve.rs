@@ -6,20 +6,24 @@
 use std::future::Future;
 
 use anyhow::Context;
-use tracing_subscriber::EnvFilter;
 
 use crate::config::Config;
+use crate::telemetry::TelemetryConfig;
 use junction_runtime::Runtime;
 
-/// Sends logs to stderr, filtered by `JUNCTION_LOG` (`default` when unset).
-/// Does nothing when a subscriber is already installed.
+/// Sends logs to stderr, filtered by `JUNCTION_LOG` (`default` when unset),
+/// in the format [`telemetry`](crate::telemetry) describes, without trace
+/// export. Does nothing when a subscriber is already installed.
 pub fn log_to_stderr(default: &str) {
-    let filter =
-        EnvFilter::try_from_env("JUNCTION_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let off = TelemetryConfig {
+        traces: Some(false),
+        ..TelemetryConfig::default()
+    };
+    if let Err(e) = crate::telemetry::init(&off, default)
+        && !e.to_string().contains("installing the log subscriber")
+    {
+        eprintln!("warning: {e:#}");
+    }
 }
 
 /// Opens the store named by `config` (restoring its plugins), watches
