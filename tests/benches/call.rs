@@ -6,6 +6,11 @@
 //! calling thread used per call (which other processes on a busy machine do
 //! not inflate). Run with
 //! `cargo bench -p junction-tests --bench call`.
+//!
+//! `JUNCTION_BENCH_TELEMETRY` picks what observes the calls: `off` (no
+//! subscriber, the default), `logs` (the host's log subscriber at info, as
+//! `junction serve` runs when it exports no traces) or `traces` (that, and
+//! every span exported over OTLP/HTTP to a sink on loopback).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: a failed unwrap is a failed run
 
@@ -162,7 +167,47 @@ fn latency() {
 
 criterion_group!(benches, per_call);
 
+/// The subscriber `JUNCTION_BENCH_TELEMETRY` asks for.
+fn telemetry() -> Option<junction::telemetry::Telemetry> {
+    use junction::telemetry::TelemetryConfig;
+    let mode = std::env::var("JUNCTION_BENCH_TELEMETRY").unwrap_or_else(|_| "off".into());
+    println!("telemetry: {mode}");
+    let config = match mode.as_str() {
+        "off" => return None,
+        "logs" => TelemetryConfig {
+            traces: Some(false),
+            ..TelemetryConfig::default()
+        },
+        "traces" => TelemetryConfig {
+            traces: Some(true),
+            otlp_endpoint: Some(otlp_sink()),
+            ..TelemetryConfig::default()
+        },
+        other => panic!("JUNCTION_BENCH_TELEMETRY={other}: use off, logs or traces"),
+    };
+    Some(junction::telemetry::init(&config, "info").expect("telemetry"))
+}
+
+/// An OTLP/HTTP endpoint on loopback that accepts and drops every export.
+fn otlp_sink() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("sink");
+    listener.set_nonblocking(true).expect("sink");
+    let base = format!("http://{}", listener.local_addr().expect("sink"));
+    std::thread::spawn(move || {
+        single_threaded().block_on(async move {
+            let app = axum::Router::new().route(
+                "/v1/traces",
+                axum::routing::post(|_: axum::body::Bytes| async { "" }),
+            );
+            let listener = tokio::net::TcpListener::from_std(listener).expect("sink");
+            axum::serve(listener, app).await.expect("sink");
+        });
+    });
+    base
+}
+
 fn main() {
+    let _telemetry = telemetry();
     benches();
     Criterion::default().configure_from_args().final_summary();
     latency();
