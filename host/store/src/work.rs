@@ -102,6 +102,8 @@ pub struct RunStateRow {
     pub trigger: String,
     /// The step that failed for good.
     pub failed_step: Option<String>,
+    /// Created (ms since the epoch).
+    pub created_at: i64,
 }
 
 /// A step of a run as a worker needs it (JSON as text).
@@ -206,7 +208,7 @@ impl Store {
     /// Run `run_id` as a worker needs it.
     pub async fn run_state(&self, run_id: &str) -> Result<Option<RunStateRow>> {
         let row = sqlx::query(
-            "SELECT flow, flow_version, status, trigger_event, failed_step FROM runs WHERE id = $1",
+            "SELECT flow, flow_version, status, trigger_event, failed_step, created_at FROM runs WHERE id = $1",
         )
         .bind(run_id)
         .fetch_optional(self.pool())
@@ -217,6 +219,7 @@ impl Store {
             status: r.get(2),
             trigger: r.get(3),
             failed_step: r.get(4),
+            created_at: r.get(5),
         }))
     }
 
