@@ -27,6 +27,7 @@ use crate::config::RuntimeConfig;
 pub use crate::connections::ConnectionSpec;
 use crate::engine::{Limits, Sandbox};
 pub use crate::error::{CallError, ConnectionError, LoadError};
+use crate::metrics::Metrics;
 use crate::plugins::{Added, PackageInfo, Plugin, PluginSet, PluginSummary, Pre};
 use junction_store::{Connection, Store, StoreConfig};
 
@@ -70,6 +71,7 @@ pub struct Runtime {
     pub(crate) connections: std::sync::RwLock<std::collections::HashMap<String, Arc<Connection>>>,
     /// What the calls on each connection share, keyed by connection name.
     pub(crate) nets: std::sync::Mutex<std::collections::HashMap<String, Arc<Bound>>>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// What every call of one plugin version on one connection shares: its
@@ -117,6 +119,7 @@ impl Runtime {
             .map_err(|e| anyhow::anyhow!("linking connector capabilities: {e:?}"))?;
         let transform_linker = capabilities::linker(sandbox.engine(), Imports::Transform)
             .map_err(|e| anyhow::anyhow!("linking transform capabilities: {e:?}"))?;
+        let metrics = Arc::new(Metrics::new(store.commit_seconds()));
         Ok(Runtime {
             sandbox,
             store,
@@ -128,6 +131,7 @@ impl Runtime {
             policy,
             connections: Default::default(),
             nets: Default::default(),
+            metrics,
         })
     }
 
@@ -315,9 +319,28 @@ impl Runtime {
         input: &str,
         options: CallOptions,
     ) -> Result<Output, CallError> {
+        let (started, mut seen) = (Instant::now(), None);
+        let result = self
+            .invoke_on(connection, operation, input, options, &mut seen)
+            .await;
+        let m = &self.metrics;
+        m.record_call(seen.as_deref(), connection, operation, started, &result);
+        result
+    }
+
+    /// [`invoke`](Self::invoke); `seen` is set to the plugin once it resolves.
+    async fn invoke_on(
+        &self,
+        connection: &str,
+        operation: &str,
+        input: &str,
+        options: CallOptions,
+        seen: &mut Option<Arc<Plugin>>,
+    ) -> Result<Output, CallError> {
         serde_json::from_str::<serde::de::IgnoredAny>(input)
             .map_err(|e| CallError::InvalidJson(e.to_string()))?;
         let (conn, plugin) = self.connector_for(connection).await?;
+        *seen = Some(plugin.clone());
         if plugin.operation(operation).is_none() {
             return Err(CallError::UnknownOperation {
                 plugin: plugin.name().to_string(),
@@ -356,7 +379,21 @@ impl Runtime {
 
     /// Runs the connection's `check`: can the system be reached with these credentials?
     pub async fn check(&self, connection: &str) -> Result<Arc<Plugin>, CallError> {
+        let (started, mut seen) = (Instant::now(), None);
+        let result = self.check_on(connection, &mut seen).await;
+        let m = &self.metrics;
+        m.record_call(seen.as_deref(), connection, "check", started, &result);
+        result
+    }
+
+    /// [`check`](Self::check); `seen` is set to the plugin once it resolves.
+    async fn check_on(
+        &self,
+        connection: &str,
+        seen: &mut Option<Arc<Plugin>>,
+    ) -> Result<Arc<Plugin>, CallError> {
         let (conn, plugin) = self.connector_for(connection).await?;
+        *seen = Some(plugin.clone());
         let Pre::Connector(pre) = &plugin.pre else {
             return Err(wrong_world(&plugin, World::Connector));
         };
@@ -382,12 +419,27 @@ impl Runtime {
         plugin: &str,
         input: &str,
     ) -> Result<(Vec<String>, Arc<Plugin>), CallError> {
+        let (started, mut seen) = (Instant::now(), None);
+        let result = self.apply_on(plugin, input, &mut seen).await;
+        let m = &self.metrics;
+        m.record_call(seen.as_deref(), "", "apply", started, &result);
+        result
+    }
+
+    /// [`apply`](Self::apply); `seen` is set to the plugin once it resolves.
+    async fn apply_on(
+        &self,
+        plugin: &str,
+        input: &str,
+        seen: &mut Option<Arc<Plugin>>,
+    ) -> Result<(Vec<String>, Arc<Plugin>), CallError> {
         serde_json::from_str::<serde::de::IgnoredAny>(input)
             .map_err(|e| CallError::InvalidJson(e.to_string()))?;
         let plugin = self
             .plugins
             .get(plugin, None)
             .ok_or_else(|| CallError::UnknownPlugin(plugin.to_string()))?;
+        *seen = Some(plugin.clone());
         let Pre::Transform(pre) = &plugin.pre else {
             return Err(wrong_world(&plugin, World::Transform));
         };
@@ -428,6 +480,7 @@ impl Runtime {
             connection: bound.connection.clone(),
             deadline: Some(Instant::now() + limits.deadline()),
             signals: Arc::default(),
+            metrics: Some(self.metrics.clone()),
         };
         let store = self.new_store(bound.scope.clone(), outbound, true, limits);
         let ctx = CallContext {
