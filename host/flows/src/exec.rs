@@ -122,6 +122,8 @@ pub(crate) struct RunRow {
     pub(crate) status: String,
     pub(crate) trigger: Value,
     pub(crate) failed_step: Option<String>,
+    /// Created (ms since the epoch).
+    pub(crate) created_at: i64,
 }
 
 pub(crate) fn error_entry(phase: &str, attempt: i64, failure: &Failure) -> StepError {
@@ -260,6 +262,7 @@ impl Flows {
             status: r.status,
             trigger: serde_json::from_str(&r.trigger)?,
             failed_step: r.failed_step,
+            created_at: r.created_at,
         };
         let rows = self.store().run_step_states(run_id).await?;
         let json = |t: Option<String>| -> Result<Option<Value>> {

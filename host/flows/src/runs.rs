@@ -25,6 +25,7 @@ impl Flows {
             .start_run(&new_run(&id, name, current.version, &def, &trigger))
             .await?;
         tracing::info!(flow = %name, run = %id, "run started");
+        self.runtime.metrics().record_runs_started(name, 1);
         self.wake.notify_one();
         Ok(id)
     }
@@ -92,6 +93,9 @@ impl Flows {
                 duplicate: answer.duplicate,
             })
             .collect();
+        for run in started.iter().filter(|r| !r.duplicate) {
+            self.runtime.metrics().record_runs_started(&run.flow, 1);
+        }
         if started.iter().any(|r| !r.duplicate) {
             tracing::info!(
                 connection,

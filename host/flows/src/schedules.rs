@@ -29,6 +29,7 @@ impl Flows {
                 continue;
             }
             tracing::info!(flow = %flow, run = %id, "scheduled run started");
+            self.runtime.metrics().record_runs_started(flow, 1);
             fired += 1;
         }
         Ok(fired)

@@ -1,7 +1,7 @@
 //! Running a step: one forward move of a run, its call, and what a failed
 //! attempt leads to (a retry, the saga, or a dead letter).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
@@ -45,6 +45,8 @@ impl Flows {
             let done = RunWrite::CompleteRun { now: now_ms() };
             if self.commit_fenced(worker, run_id, false, [done]).await? {
                 tracing::info!(run = %run_id, flow = %run.flow, "run completed");
+                let m = self.runtime.metrics();
+                m.record_run_finished(&run.flow, "completed", run.created_at);
             }
             return Ok(Next::Stop);
         };
@@ -96,7 +98,7 @@ impl Flows {
             Err(failure) => {
                 return self
                     .step_failed(
-                        worker, run_id, def, steps, row, attempt, None, None, failure,
+                        worker, run_id, run, def, steps, row, attempt, None, None, failure,
                     )
                     .await
                     .map(Next::reload_if);
@@ -116,6 +118,7 @@ impl Flows {
         steps[index].status = "running".into();
         steps[index].attempts = attempt;
         steps[index].input = Some(input.clone());
+        let began = Instant::now();
         let call = self.call(spec, &input, &row.key, run_id, attempt);
         let result = match spec.deadline_ms {
             Some(ms) => tokio::time::timeout(Duration::from_millis(ms), call)
@@ -130,6 +133,9 @@ impl Flows {
                 }),
             None => call.await,
         };
+        let outcome = result.as_ref().map_or_else(|f| f.kind, |_| "ok");
+        let m = self.runtime.metrics();
+        m.record_step(&run.flow, &row.id, outcome, began.elapsed());
         match result {
             Ok(output) => {
                 let completed = RunWrite::CompleteStep {
@@ -151,6 +157,7 @@ impl Flows {
                 .step_failed(
                     worker,
                     run_id,
+                    run,
                     def,
                     steps,
                     row,
@@ -219,6 +226,7 @@ impl Flows {
         &self,
         worker: &str,
         run_id: &str,
+        run: &RunRow,
         def: &FlowDef,
         steps: &[StepRow],
         row: &StepRow,
@@ -276,6 +284,8 @@ impl Flows {
             return Ok(true);
         }
         tracing::warn!(run = %run_id, step = %row.id, kind = failure.kind, "step failed for good; run failed");
+        let m = self.runtime.metrics();
+        m.record_run_finished(&run.flow, "failed", run.created_at);
         Ok(false)
     }
 }
