@@ -206,7 +206,7 @@ async fn metrics_need_a_read_token_or_the_scrape_token() {
         assert_eq!(status, StatusCode::OK, "{text}");
         assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
         assert!(
-            text.contains("# TYPE junction_plugin_calls_total counter"),
+            text.contains("# TYPE junction_plugin_versions_loaded gauge"),
             "{text}"
         );
     }
