@@ -549,6 +549,11 @@ async fn dead_letters_are_listed_replayed_and_discarded(postgres: Option<String>
         json!({"ok": false})
     );
     assert!(flows.dead_letters(Some("g")).await.unwrap().is_empty());
+    // What the metrics read: open dead letters per flow and the oldest's time.
+    let summary = flows.runtime().store().dead_letter_summary().await.unwrap();
+    assert_eq!(summary.len(), 1, "{summary:?}");
+    assert_eq!((summary[0].flow.as_str(), summary[0].open), ("f", 1));
+    assert!(summary[0].oldest_at > 0, "{summary:?}");
 
     // Replay with a corrected input: the same run completes.
     let replayed = flows
@@ -572,6 +577,8 @@ async fn dead_letters_are_listed_replayed_and_discarded(postgres: Option<String>
     let letter = flows.dead_letters(None).await.unwrap().remove(0);
     flows.discard(&letter.id, "ops").await.unwrap();
     assert!(flows.dead_letters(None).await.unwrap().is_empty());
+    let summary = flows.runtime().store().dead_letter_summary().await.unwrap();
+    assert!(summary.is_empty(), "{summary:?}");
     assert_eq!(flows.run(&run).await.unwrap().status, "failed");
     let store = flows.runtime().store();
     for action in ["run.replay", "run.discard"] {

@@ -53,7 +53,7 @@ impl std::fmt::Debug for Token {
 }
 
 /// The API's settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct ApiConfig {
     /// Address the API listens on.
@@ -67,6 +67,21 @@ pub struct ApiConfig {
     /// Schemes that sign the URL (HubSpot v3) are checked against it.
     /// Absent: `http://` followed by `listen`.
     pub public_url: Option<String>,
+    /// A bearer token (at least 16 characters) that may scrape `/metrics`
+    /// and nothing else; any token of the read scope or above may too.
+    pub metrics_token: Option<String>,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("listen", &self.listen)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("tokens", &self.tokens)
+            .field("public_url", &self.public_url)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl Default for ApiConfig {
@@ -76,12 +91,19 @@ impl Default for ApiConfig {
             max_body_bytes: 4 * 1024 * 1024,
             tokens: BTreeMap::new(),
             public_url: None,
+            metrics_token: None,
         }
     }
 }
 
 /// The top-level keys these settings own.
-pub const KEYS: &[&str] = &["listen", "max_body_bytes", "tokens", "public_url"];
+pub const KEYS: &[&str] = &[
+    "listen",
+    "max_body_bytes",
+    "tokens",
+    "public_url",
+    "metrics_token",
+];
 
 impl ApiConfig {
     /// Checks what serde cannot.
@@ -93,6 +115,9 @@ impl ApiConfig {
         }
         if let Some(url) = &self.public_url {
             check_public_url(url)?;
+        }
+        if self.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err("metrics_token is shorter than 16 characters".into());
         }
         Ok(())
     }

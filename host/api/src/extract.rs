@@ -67,17 +67,20 @@ impl Tokens {
         // Compare digests, not secrets, and every entry, so timing says nothing useful.
         let mut found = None;
         for (name, expected, scope) in &self.0 {
-            let same = expected
-                .iter()
-                .zip(digest.iter())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-            if same {
+            if same_digest(expected, &digest) {
                 found = Some((name.as_str(), *scope));
             }
         }
         found
     }
+}
+
+/// Whether two digests are equal, compared in constant time.
+pub(crate) fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// The shared state of the API.
@@ -88,6 +91,8 @@ pub struct ApiState {
     pub(crate) tokens: Arc<Tokens>,
     /// Where senders reach the host, without a trailing `/`.
     pub(crate) public_url: Arc<str>,
+    /// The digest of the token that may scrape `/metrics` only.
+    pub(crate) metrics_token: Option<[u8; 32]>,
 }
 
 /// The authenticated caller of a request.
@@ -125,25 +130,34 @@ impl FromRequestParts<ApiState> for Caller {
         parts: &mut Parts,
         state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
-        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| unauthorized("missing `Authorization: Bearer <token>` header"))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
+        let token = bearer(&parts.headers)?;
         let (name, scope) = state
             .tokens
-            .find(token.trim())
+            .find(token)
             .ok_or_else(|| unauthorized("unknown token"))?;
         Ok(Caller {
             name: name.to_string(),
             scope,
         })
     }
+}
+
+/// A 401 in the error shape.
+pub(crate) fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+/// The bearer token of a request's `Authorization` header.
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("missing `Authorization: Bearer <token>` header"))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))
 }
 
 /// A JSON body must be UTF-8 before it is anything else.

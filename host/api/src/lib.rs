@@ -3,7 +3,7 @@
 //! Every error has one shape, `{"error":{"code","message"}}`, with the
 //! status that says what the client should do. Admin endpoints need a
 //! bearer token whose scope covers them; webhooks are authenticated by their
-//! signature instead.
+//! signature instead. `/metrics` takes a read token or the scrape token.
 
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ mod dead_letters;
 mod error;
 mod extract;
 mod flows;
+mod metrics;
 mod plugins;
 mod runs;
 mod trace;
@@ -80,10 +81,15 @@ pub fn router_with_flows(flows: Arc<Flows>, config: &ApiConfig) -> Router {
         flows,
         tokens: Arc::new(Tokens(tokens)),
         public_url: config.public_url().into(),
+        metrics_token: config
+            .metrics_token
+            .as_ref()
+            .map(|t| Sha256::digest(t.as_bytes()).into()),
     };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::metrics))
         .route(
             "/v1/plugins",
             get(list_plugins)

@@ -41,15 +41,28 @@ pub(crate) async fn webhook(
         headers: &headers,
         body: &body,
     };
-    let (events, plugin) = state
+    let metrics = state.runtime.metrics();
+    let handled = state
         .runtime
         .handle_webhook(&connection, request, std::time::SystemTime::now())
-        .await?;
+        .await;
+    if let Err(err) = &handled {
+        metrics.record_webhook_refused(&connection, err);
+    }
+    let (events, plugin) = handled?;
     // Committed before the answer: a sender that gets a 2xx never has to resend.
-    let runs = state
+    let started = state
         .flows
         .start_runs_for_events(&connection, &events, trace.as_ref().map(|t| &t.0))
-        .await?;
+        .await;
+    match &started {
+        Ok(runs) => {
+            let duplicate = !runs.is_empty() && runs.iter().all(|r| r.duplicate);
+            metrics.record_webhook_accepted(&connection, duplicate);
+        }
+        Err(_) => metrics.record_webhook_failed(&connection),
+    }
+    let runs = started?;
     let version = format!("{}@{}", plugin.name(), plugin.version());
     Ok((
         [(

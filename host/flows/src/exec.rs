@@ -126,6 +126,8 @@ pub(crate) struct RunRow {
     pub(crate) failed_step: Option<String>,
     /// The parent of the run's spans: its business transaction.
     pub(crate) trace: Option<TraceContext>,
+    /// Created (ms since the epoch).
+    pub(crate) created_at: i64,
 }
 
 pub(crate) fn error_entry(phase: &str, attempt: i64, failure: &Failure) -> StepError {
@@ -265,6 +267,7 @@ impl Flows {
             trigger: serde_json::from_str(&r.trigger)?,
             failed_step: r.failed_step,
             trace: r.traceparent.as_deref().and_then(TraceContext::parse),
+            created_at: r.created_at,
         };
         let rows = self.store().run_step_states(run_id).await?;
         let json = |t: Option<String>| -> Result<Option<Value>> {

@@ -42,6 +42,7 @@ impl Flows {
             ))
             .await?;
         tracing::info!(flow = %name, run = %id, trace_id = %trace_id_of(&traceparent), "run started");
+        self.runtime.metrics().record_runs_started(name, 1);
         self.wake.notify_one();
         Ok(id)
     }
@@ -112,6 +113,9 @@ impl Flows {
                 duplicate: answer.duplicate,
             })
             .collect();
+        for run in started.iter().filter(|r| !r.duplicate) {
+            self.runtime.metrics().record_runs_started(&run.flow, 1);
+        }
         if started.iter().any(|r| !r.duplicate) {
             tracing::info!(
                 connection,

@@ -50,6 +50,8 @@ impl Flows {
             let held = self.store().finish_saga(&fence, &letter).await?;
             if lease_held(held, worker, run_id) {
                 tracing::warn!(run = %run_id, status, "saga finished");
+                let m = self.runtime.metrics();
+                m.record_run_finished(&run.flow, status, run.created_at);
             }
             return Ok(false);
         };

@@ -35,6 +35,7 @@ impl Flows {
             }
             let _entered = span.enter();
             tracing::info!(flow = %flow, run = %id, "scheduled run started");
+            self.runtime.metrics().record_runs_started(flow, 1);
             fired += 1;
         }
         Ok(fired)

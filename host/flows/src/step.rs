@@ -1,7 +1,7 @@
 //! Running a step: one forward move of a run, its call, and what a failed
 //! attempt leads to (a retry, the saga, or a dead letter).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
@@ -46,6 +46,8 @@ impl Flows {
             let done = RunWrite::CompleteRun { now: now_ms() };
             if self.commit_fenced(worker, run_id, false, [done]).await? {
                 tracing::info!(run = %run_id, flow = %run.flow, "run completed");
+                let m = self.runtime.metrics();
+                m.record_run_finished(&run.flow, "completed", run.created_at);
             }
             return Ok(Next::Stop);
         };
@@ -97,7 +99,7 @@ impl Flows {
             Err(failure) => {
                 return self
                     .step_failed(
-                        worker, run_id, def, steps, row, attempt, None, None, failure,
+                        worker, run_id, run, def, steps, row, attempt, None, None, failure,
                     )
                     .await
                     .map(Next::reload_if);
@@ -124,6 +126,7 @@ impl Flows {
             attempt,
             outcome = tracing::field::Empty,
         );
+        let began = Instant::now();
         let call = self.call(spec, &input, &row.key, run_id, run, attempt);
         let result = async {
             match spec.deadline_ms {
@@ -144,13 +147,10 @@ impl Flows {
         }
         .instrument(span.clone())
         .await;
-        span.record(
-            "outcome",
-            match &result {
-                Ok(_) => "ok",
-                Err(failure) => failure.kind,
-            },
-        );
+        let outcome = result.as_ref().map_or_else(|f| f.kind, |_| "ok");
+        span.record("outcome", outcome);
+        let m = self.runtime.metrics();
+        m.record_step(&run.flow, &row.id, outcome, began.elapsed());
         match result {
             Ok(output) => {
                 let completed = RunWrite::CompleteStep {
@@ -172,6 +172,7 @@ impl Flows {
                 .step_failed(
                     worker,
                     run_id,
+                    run,
                     def,
                     steps,
                     row,
@@ -241,6 +242,7 @@ impl Flows {
         &self,
         worker: &str,
         run_id: &str,
+        run: &RunRow,
         def: &FlowDef,
         steps: &[StepRow],
         row: &StepRow,
@@ -298,6 +300,8 @@ impl Flows {
             return Ok(true);
         }
         tracing::warn!(run = %run_id, step = %row.id, kind = failure.kind, "step failed for good; run failed");
+        let m = self.runtime.metrics();
+        m.record_run_finished(&run.flow, "failed", run.created_at);
         Ok(false)
     }
 }

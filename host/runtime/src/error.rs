@@ -107,7 +107,7 @@ impl CallError {
             CallError::UnknownPlugin(_) => "unknown_plugin",
             CallError::UnknownOperation { .. } => "unknown_operation",
             CallError::WrongWorld { .. } => "wrong_world",
-            CallError::InvalidJson(_) => "invalid_json",
+            CallError::InvalidJson(_) => "invalid_input",
             CallError::Plugin(e) => match e {
                 PluginError::InvalidInput(_) => "invalid_input",
                 PluginError::Unauthorized(_) => "unauthorized",
@@ -120,8 +120,7 @@ impl CallError {
             CallError::Timeout { .. } => "timeout",
             CallError::LimitExceeded { .. } => "limit_exceeded",
             CallError::Trap(_) => "trapped",
-            CallError::OutputTooLarge { .. } => "output_too_large",
-            CallError::BadOutput(_) => "bad_output",
+            CallError::OutputTooLarge { .. } | CallError::BadOutput(_) => "bad_output",
             CallError::Busy { .. } => "busy",
             CallError::Internal(_) => "internal",
         }

@@ -10,7 +10,8 @@
 //! - [`runtime`]: a call on a connection, from lookup to typed result;
 //! - [`lifecycle`]: uploads, activation, pins and rollbacks of plugin versions;
 //! - [`inbound`]: webhooks, verified by [`webhooks`] before a plugin parses them;
-//! - [`watcher`]: the plugin directory, hot-loaded.
+//! - [`watcher`]: the plugin directory, hot-loaded;
+//! - [`metrics`]: the Prometheus metrics of the host.
 //!
 //! State lives in [`junction_store`]; this crate holds no SQL.
 //!
@@ -37,6 +38,7 @@ pub mod engine;
 mod error;
 pub mod inbound;
 pub mod lifecycle;
+pub mod metrics;
 pub mod plugins;
 pub mod runtime;
 pub mod trace;

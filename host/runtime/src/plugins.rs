@@ -280,6 +280,14 @@ impl PluginSet {
         ))
     }
 
+    /// Every plugin name with its loaded versions (oldest first).
+    pub fn all(&self) -> Vec<(String, Vec<Arc<Plugin>>)> {
+        self.read()
+            .iter()
+            .map(|(name, entry)| (name.clone(), entry.versions.values().cloned().collect()))
+            .collect()
+    }
+
     /// Every loaded version, by name then version.
     pub fn list(&self) -> Vec<PluginSummary> {
         self.read()

@@ -28,6 +28,7 @@ use crate::config::RuntimeConfig;
 pub use crate::connections::ConnectionSpec;
 use crate::engine::{Limits, Sandbox};
 pub use crate::error::{CallError, ConnectionError, LoadError};
+use crate::metrics::Metrics;
 use crate::plugins::{Added, PackageInfo, Plugin, PluginSet, PluginSummary, Pre};
 use crate::trace::TraceContext;
 use junction_store::{Connection, Store, StoreConfig};
@@ -74,6 +75,7 @@ pub struct Runtime {
     pub(crate) connections: std::sync::RwLock<std::collections::HashMap<String, Arc<Connection>>>,
     /// What the calls on each connection share, keyed by connection name.
     pub(crate) nets: std::sync::Mutex<std::collections::HashMap<String, Arc<Bound>>>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// What every call of one plugin version on one connection shares: its
@@ -121,6 +123,7 @@ impl Runtime {
             .map_err(|e| anyhow::anyhow!("linking connector capabilities: {e:?}"))?;
         let transform_linker = capabilities::linker(sandbox.engine(), Imports::Transform)
             .map_err(|e| anyhow::anyhow!("linking transform capabilities: {e:?}"))?;
+        let metrics = Arc::new(Metrics::new(store.commit_seconds()));
         Ok(Runtime {
             sandbox,
             store,
@@ -132,6 +135,7 @@ impl Runtime {
             policy,
             connections: Default::default(),
             nets: Default::default(),
+            metrics,
         })
     }
 
@@ -319,25 +323,29 @@ impl Runtime {
         input: &str,
         options: CallOptions,
     ) -> Result<Output, CallError> {
+        let (started, mut seen) = (Instant::now(), None);
         let span = call_span("invoke", connection, operation);
-        traced(
-            span,
-            self.invoke_in_span(connection, operation, input, options),
-        )
-        .await
+        let call = self.invoke_on(connection, operation, input, options, &mut seen);
+        let result = traced(span, call).await;
+        let m = &self.metrics;
+        m.record_call(seen.as_deref(), connection, operation, started, &result);
+        result
     }
 
-    async fn invoke_in_span(
+    /// [`invoke`](Self::invoke); `seen` is set to the plugin once it resolves.
+    async fn invoke_on(
         &self,
         connection: &str,
         operation: &str,
         input: &str,
         options: CallOptions,
+        seen: &mut Option<Arc<Plugin>>,
     ) -> Result<Output, CallError> {
         serde_json::from_str::<serde::de::IgnoredAny>(input)
             .map_err(|e| CallError::InvalidJson(e.to_string()))?;
         let (conn, plugin) = self.connector_for(connection).await?;
         record_plugin(&plugin);
+        *seen = Some(plugin.clone());
         if plugin.operation(operation).is_none() {
             return Err(CallError::UnknownOperation {
                 plugin: plugin.name().to_string(),
@@ -376,16 +384,23 @@ impl Runtime {
 
     /// Runs the connection's `check`: can the system be reached with these credentials?
     pub async fn check(&self, connection: &str) -> Result<Arc<Plugin>, CallError> {
-        traced(
-            call_span("check", connection, "check"),
-            self.check_in_span(connection),
-        )
-        .await
+        let (started, mut seen) = (Instant::now(), None);
+        let span = call_span("check", connection, "check");
+        let result = traced(span, self.check_on(connection, &mut seen)).await;
+        let m = &self.metrics;
+        m.record_call(seen.as_deref(), connection, "check", started, &result);
+        result
     }
 
-    async fn check_in_span(&self, connection: &str) -> Result<Arc<Plugin>, CallError> {
+    /// [`check`](Self::check); `seen` is set to the plugin once it resolves.
+    async fn check_on(
+        &self,
+        connection: &str,
+        seen: &mut Option<Arc<Plugin>>,
+    ) -> Result<Arc<Plugin>, CallError> {
         let (conn, plugin) = self.connector_for(connection).await?;
         record_plugin(&plugin);
+        *seen = Some(plugin.clone());
         let Pre::Connector(pre) = &plugin.pre else {
             return Err(wrong_world(&plugin, World::Connector));
         };
@@ -411,17 +426,20 @@ impl Runtime {
         plugin: &str,
         input: &str,
     ) -> Result<(Vec<String>, Arc<Plugin>), CallError> {
-        traced(
-            call_span("apply", "", "apply"),
-            self.apply_in_span(plugin, input),
-        )
-        .await
+        let (started, mut seen) = (Instant::now(), None);
+        let span = call_span("apply", "", "apply");
+        let result = traced(span, self.apply_on(plugin, input, &mut seen)).await;
+        let m = &self.metrics;
+        m.record_call(seen.as_deref(), "", "apply", started, &result);
+        result
     }
 
-    async fn apply_in_span(
+    /// [`apply`](Self::apply); `seen` is set to the plugin once it resolves.
+    async fn apply_on(
         &self,
         plugin: &str,
         input: &str,
+        seen: &mut Option<Arc<Plugin>>,
     ) -> Result<(Vec<String>, Arc<Plugin>), CallError> {
         serde_json::from_str::<serde::de::IgnoredAny>(input)
             .map_err(|e| CallError::InvalidJson(e.to_string()))?;
@@ -430,6 +448,7 @@ impl Runtime {
             .get(plugin, None)
             .ok_or_else(|| CallError::UnknownPlugin(plugin.to_string()))?;
         record_plugin(&plugin);
+        *seen = Some(plugin.clone());
         let Pre::Transform(pre) = &plugin.pre else {
             return Err(wrong_world(&plugin, World::Transform));
         };
@@ -472,6 +491,7 @@ impl Runtime {
             deadline: Some(Instant::now() + limits.deadline()),
             signals: Arc::default(),
             trace: Some(trace.clone()),
+            metrics: Some(self.metrics.clone()),
         };
         let store = self.new_store(bound.scope.clone(), outbound, true, limits);
         let ctx = CallContext {

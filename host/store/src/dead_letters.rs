@@ -94,7 +94,36 @@ pub(crate) async fn dead_letter_run(
     Ok(())
 }
 
+/// The open dead letters of one flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterSummary {
+    /// The flow.
+    pub flow: String,
+    /// How many dead letters it has open.
+    pub open: i64,
+    /// When the oldest of them was created (ms since the epoch).
+    pub oldest_at: i64,
+}
+
 impl Store {
+    /// The open dead letters per flow, by flow name: their count and the
+    /// creation time of the oldest.
+    pub async fn dead_letter_summary(&self) -> Result<Vec<DeadLetterSummary>> {
+        let rows = sqlx::query(
+            "SELECT flow, COUNT(*), MIN(created_at) FROM dead_letters GROUP BY flow ORDER BY flow",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| DeadLetterSummary {
+                flow: r.get(0),
+                open: r.get(1),
+                oldest_at: r.get(2),
+            })
+            .collect())
+    }
+
     /// Dead letters, newest first, of flow `flow` when given.
     pub async fn dead_letters(&self, flow: Option<&str>) -> Result<Vec<DeadLetterRow>> {
         let rows = sqlx::query(

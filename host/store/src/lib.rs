@@ -131,6 +131,8 @@ pub struct Store {
     secrets: SecretBox,
     /// Where `secrets`' key came from, for error messages.
     key_origin: String,
+    /// How long the group committer's commits take (shared by the clones).
+    commit_seconds: prometheus_client::metrics::histogram::Histogram,
 }
 
 /// Where the key sealing connection secrets comes from.
@@ -172,6 +174,12 @@ impl Store {
     /// The connection pool, for the store's other modules.
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The latency of the group committer's commits, in seconds, for the
+    /// runtime to register with its metrics (shared by every clone).
+    pub fn commit_seconds(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.commit_seconds.clone()
     }
 
     /// Which database this is.

@@ -175,6 +175,7 @@ impl Store {
             backend,
             secrets,
             key_origin,
+            commit_seconds: crate::commit::commit_histogram(),
         };
         store.check_secrets().await?;
         Ok(store)

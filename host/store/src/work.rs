@@ -104,6 +104,8 @@ pub struct RunStateRow {
     pub failed_step: Option<String>,
     /// The W3C `traceparent` of its business transaction.
     pub traceparent: Option<String>,
+    /// Created (ms since the epoch).
+    pub created_at: i64,
 }
 
 /// A step of a run as a worker needs it (JSON as text).
@@ -208,7 +210,7 @@ impl Store {
     /// Run `run_id` as a worker needs it.
     pub async fn run_state(&self, run_id: &str) -> Result<Option<RunStateRow>> {
         let row = sqlx::query(
-            "SELECT flow, flow_version, status, trigger_event, failed_step, traceparent FROM runs WHERE id = $1",
+            "SELECT flow, flow_version, status, trigger_event, failed_step, traceparent, created_at FROM runs WHERE id = $1",
         )
         .bind(run_id)
         .fetch_optional(self.pool())
@@ -220,6 +222,7 @@ impl Store {
             trigger: r.get(3),
             failed_step: r.get(4),
             traceparent: r.get(5),
+            created_at: r.get(6),
         }))
     }
 

@@ -238,6 +238,8 @@ pub struct Outbound {
     /// The call's trace, for the `traceparent` of requests when their span
     /// has no context of its own (traces are not exported).
     pub trace: Option<TraceContext>,
+    /// Where the requests are counted; `None`: nowhere.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Outbound {
@@ -257,7 +259,23 @@ impl Outbound {
         );
     }
 
+    /// [`exchange`](Self::exchange), counted in the metrics.
     async fn send(
+        self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<http::Response<WasiBody>, HttpError> {
+        let Some(metrics) = self.metrics.clone() else {
+            return self.exchange(request, options).await;
+        };
+        let connection = self.connection.clone();
+        let host = request.uri().host().unwrap_or_default().to_string();
+        let result = self.exchange(request, options).await;
+        metrics.record_outbound(&connection, &host, outbound_status(&result));
+        result
+    }
+
+    async fn exchange(
         self,
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
@@ -287,9 +305,16 @@ impl Outbound {
                 _ => HttpError::HttpRequestDenied,
             });
         }
-        if let Some(rate) = &net.rate
-            && let Err(retry_after) = rate.acquire(self.remaining()).await
+        let waited = match &net.rate {
+            Some(rate) => rate.acquire(self.remaining()).await,
+            None => Ok(Duration::ZERO),
+        };
+        if let (Ok(waited), Some(m)) = (&waited, &self.metrics)
+            && !waited.is_zero()
         {
+            m.record_rate_wait(&self.connection, *waited);
+        }
+        if let Err(retry_after) = waited {
             self.refuse(
                 &target,
                 &format_args!("rate limit; retry after {retry_after:?}"),
@@ -376,6 +401,20 @@ impl Outbound {
             }
             .boxed_unsync()
         }))
+    }
+}
+
+/// The status label of an outbound request's result.
+fn outbound_status<T>(result: &Result<http::Response<T>, HttpError>) -> crate::metrics::HttpStatus {
+    use crate::metrics::HttpStatus;
+    match result {
+        Ok(response) => HttpStatus::Code(response.status().as_u16()),
+        Err(
+            HttpError::HttpRequestDenied
+            | HttpError::DestinationIpProhibited
+            | HttpError::ConnectionLimitReached,
+        ) => HttpStatus::Refused,
+        Err(_) => HttpStatus::Error,
     }
 }
 

@@ -54,8 +54,18 @@ impl RateGate {
         }
     }
 
-    /// Waits for a slot for at most `budget`; `Err(wait)` if it would take longer.
-    pub async fn acquire(&self, budget: Duration) -> Result<(), Duration> {
+    /// What is left of the pause learned from the system's headers.
+    pub fn pause_remaining(&self) -> Duration {
+        self.paused_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .and_then(|until| until.checked_duration_since(Instant::now()))
+            .unwrap_or_default()
+    }
+
+    /// Waits for a slot for at most `budget`: `Ok(waited)`, or `Err(wait)`
+    /// if it would take longer.
+    pub async fn acquire(&self, budget: Duration) -> Result<Duration, Duration> {
         let started = Instant::now();
         loop {
             let paused = self
@@ -66,9 +76,9 @@ impl RateGate {
                 .filter(|d| !d.is_zero());
             let wait = match (paused, &self.limiter) {
                 (Some(pause), _) => pause,
-                (None, None) => return Ok(()),
+                (None, None) => return Ok(started.elapsed()),
                 (None, Some(limiter)) => match limiter.check() {
-                    Ok(()) => return Ok(()),
+                    Ok(()) => return Ok(started.elapsed()),
                     Err(not_until) => not_until.wait_time_from(self.clock.now()),
                 },
             };
