@@ -360,8 +360,6 @@ pub async fn run(keep_running: bool) -> anyhow::Result<DemoReport> {
     println!("Where to look (Authorization: Bearer {})", client.token);
     println!("  runs      {base}/v1/runs");
     println!("  metrics   {base}/metrics  (Prometheus text)");
-    println!("  KPIs      {base}/v1/kpis");
-    println!("  OpenAPI   {base}/v1/openapi.json");
     println!("  health    {base}/healthz");
     println!("  traces    set OTEL_EXPORTER_OTLP_ENDPOINT before `junction serve` to export them");
 
