@@ -1,9 +1,9 @@
 //! `/v1/connections`: list, create or replace, check, and invoke operations.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Serialize;
 use serde_json::json;
 
@@ -11,6 +11,7 @@ use crate::config::Scope;
 use crate::error::ApiError;
 use crate::extract::{ApiState, Caller, JsonBody, RawBody, utf8};
 use junction_runtime::runtime::{CallOptions, ConnectionError, ConnectionSpec};
+use junction_runtime::trace::TraceContext;
 use junction_store::Connection;
 use junction_store::audit::{Outcome, Record};
 use junction_store::idempotency::{self, Claim};
@@ -106,12 +107,15 @@ pub(crate) async fn check_connection(
     ))
 }
 
-pub(crate) fn call_options(headers: &HeaderMap) -> CallOptions {
+/// The options of a call made for a request: its `Idempotency-Key` and its
+/// trace, so the plugin and the systems it calls see the request's trace id.
+pub(crate) fn call_options(headers: &HeaderMap, trace: Option<TraceContext>) -> CallOptions {
     CallOptions {
         idempotency_key: headers
             .get("idempotency-key")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        trace,
         ..CallOptions::default()
     }
 }
@@ -121,12 +125,13 @@ pub(crate) async fn invoke(
     State(state): State<ApiState>,
     Path((name, op)): Path<(String, String)>,
     headers: HeaderMap,
+    trace: Option<Extension<TraceContext>>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Invoker)?;
     let input = utf8(&body)?;
     let input = if input.trim().is_empty() { "{}" } else { input };
-    let options = call_options(&headers);
+    let options = call_options(&headers, trace.map(|t| t.0));
     let store = state.runtime.store();
     let claimed = match &options.idempotency_key {
         Some(key) => {
