@@ -280,15 +280,7 @@ impl Outbound {
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
     ) -> Result<http::Response<WasiBody>, HttpError> {
-        let uri = request.uri().clone();
-        let host = uri.host().unwrap_or_default().to_string();
-        let port = uri
-            .port_u16()
-            .unwrap_or(if uri.scheme_str() == Some("https") {
-                443
-            } else {
-                80
-            });
+        let (host, port) = host_and_port(request.uri());
         let target = format!("{host}:{port}");
         let Some(net) = self.net.clone() else {
             self.refuse(&target, &"this call has no network access");
@@ -580,6 +572,19 @@ impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp {
     }
 }
 
+/// The host of `uri` and its port (the scheme's default when it names none).
+fn host_and_port(uri: &http::Uri) -> (String, u16) {
+    let default = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    (
+        uri.host().unwrap_or_default().to_string(),
+        uri.port_u16().unwrap_or(default),
+    )
+}
+
 /// Sends a token request through the connection's pool. The token endpoint
 /// is the operator's choice, so it needs no allowlist entry, but it is held
 /// to the non-public address rule like everything else.
@@ -588,15 +593,7 @@ async fn send_token_request(
     request: oauth2::HttpRequest,
 ) -> Result<oauth2::HttpResponse, std::io::Error> {
     let io = |m: String| std::io::Error::other(m);
-    let uri = request.uri().clone();
-    let host = uri.host().unwrap_or_default().to_string();
-    let port = uri
-        .port_u16()
-        .unwrap_or(if uri.scheme_str() == Some("https") {
-            443
-        } else {
-            80
-        });
+    let (host, port) = host_and_port(request.uri());
     net.admit(&host, port, false)
         .await
         .map_err(|e| io(e.to_string()))?;
