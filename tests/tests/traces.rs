@@ -142,6 +142,28 @@ async fn spans_of(trace: &str) -> Vec<Received> {
     spans.iter().filter(|s| s.trace == trace).cloned().collect()
 }
 
+/// The spans of `trace` once `ready` finds them all exported (a span ends
+/// just after the write that a test sees, so the export is polled).
+async fn exported(trace: &str, ready: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+    eventually(
+        "the run's spans are exported",
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || async {
+            let spans = spans_of(trace).await;
+            if ready(&spans) {
+                Ok(spans)
+            } else {
+                Err(format!(
+                    "{:#?}",
+                    spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+                ))
+            }
+        },
+    )
+    .await
+}
+
 const FLOW: &str = r#"
 description = "three PSA calls for one signed contract"
 trigger = { type = "event", connection = "contract", event = "contract.signed" }
@@ -389,22 +411,9 @@ async fn a_webhook_run_is_one_trace_from_the_request_to_the_systems_called() {
     assert_eq!(run["trace_id"], trace, "{run}");
 
     // The run's span ends just after its last write: poll the export.
-    let spans = eventually(
-        "the run's spans are exported",
-        Duration::from_secs(20),
-        Duration::from_millis(20),
-        || async {
-            let spans = spans_of(trace).await;
-            if named(&spans, "step after").len() == 1 && !named(&spans, "run traced").is_empty() {
-                Ok(spans)
-            } else {
-                Err(format!(
-                    "{:#?}",
-                    spans.iter().map(|s| &s.name).collect::<Vec<_>>()
-                ))
-            }
-        },
-    )
+    let spans = exported(trace, |spans| {
+        named(spans, "step after").len() == 1 && !named(spans, "run traced").is_empty()
+    })
     .await;
 
     let request = named(&spans, "POST /v1/webhooks/{connection}");
@@ -515,23 +524,7 @@ async fn a_run_resumed_by_another_host_after_a_restart_keeps_its_trace() {
     .await;
     assert_eq!(second.run(&run_id).await["trace_id"], trace);
 
-    let spans = eventually(
-        "both hosts' spans of the run are exported",
-        Duration::from_secs(20),
-        Duration::from_millis(20),
-        || async {
-            let spans = spans_of(trace).await;
-            if named(&spans, "step after").len() == 1 {
-                Ok(spans)
-            } else {
-                Err(format!(
-                    "{:#?}",
-                    spans.iter().map(|s| &s.name).collect::<Vec<_>>()
-                ))
-            }
-        },
-    )
-    .await;
+    let spans = exported(trace, |spans| named(spans, "step after").len() == 1).await;
     let request = named(&spans, "POST /v1/webhooks/{connection}")[0];
     let runs = named(&spans, "run traced");
     assert!(runs.len() >= 2, "one stretch per host: {runs:#?}");
