@@ -138,7 +138,9 @@ pub enum Refusal {
 }
 
 /// The `junction:plugin` worlds a component can target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum World {
     /// Talks to one external system: `info`, `check`, `invoke`, `read`, `handle-webhook`.

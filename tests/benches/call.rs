@@ -129,6 +129,19 @@ fn per_call(c: &mut Criterion) {
     for case in Case::ALL {
         group.bench_function(case.label(), |b| b.to_async(&rt).iter(|| case.call(&host)));
     }
+    // What metrics add to each call: the host records every call (counter and
+    // latency histogram by plugin, version, connection, operation, outcome).
+    let plugin = rt
+        .block_on(host.invoke("echo", "noop", "{}", CallOptions::default()))
+        .expect("noop")
+        .plugin;
+    let ok: Result<(), junction_runtime::runtime::CallError> = Ok(());
+    group.bench_function("metrics: record one call", |b| {
+        b.iter(|| {
+            host.metrics()
+                .record_call(Some(&plugin), "echo", "noop", Instant::now(), &ok)
+        })
+    });
     group.finish();
 }
 

@@ -41,6 +41,21 @@ pub fn test_config(limits: Limits) -> Config {
     }
 }
 
+/// A configuration with an in-memory store whose API knows one token, `name`
+/// with `scope`.
+pub fn config_with_token(name: &str, token: &str, scope: junction::config::Scope) -> Config {
+    let mut config = Config::default();
+    config.store.database = None;
+    config.api.tokens = std::collections::BTreeMap::from([(
+        name.to_string(),
+        junction::config::Token {
+            token: token.into(),
+            scope,
+        },
+    )]);
+    config
+}
+
 /// Polls `probe` until it returns `Some`, every `every`, and returns that
 /// value; panics with `what` and the last probe's description after
 /// `within`. A condition is polled, never waited for with a fixed sleep.
@@ -78,6 +93,8 @@ pub async fn runtime_with(config: &Config) -> Arc<Runtime> {
 /// Tests read the server from `JUNCTION_TEST_POSTGRES_URL` (e.g.
 /// `postgres://postgres@127.0.0.1:5432/test`); without it they print a
 /// `SKIPPED` line and return.
+pub mod openapi;
+
 pub mod postgres {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

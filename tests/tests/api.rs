@@ -8,13 +8,11 @@ use std::collections::BTreeMap;
 use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use junction::config::{Config, Scope, Token};
 use junction_api as api;
 use junction_standins::{JiraStandin, Misbehaviour};
 use junction_tests::{guests, runtime, test_limits};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 const ADMIN: &str = "admin-token-0123456789";
 const READER: &str = "reader-token-0123456789";
@@ -113,10 +111,10 @@ impl Api {
             .header("content-type", "application/json")
             .body(Body::from(body))
             .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let retry_after = response.headers().get("retry-after").cloned();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let answer = junction_tests::openapi::send(&self.app, request).await;
+        let status = answer.status;
+        let retry_after = answer.headers.get("retry-after").cloned();
+        let bytes = answer.body;
         let mut value: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
             panic!(
                 "{method} {uri}: body is not JSON: {}",

@@ -13,15 +13,13 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use junction::config::{Config, Scope, Token};
+use junction::config::{Config, Scope};
 use junction_api as api;
 use junction_flows::{FlowOptions, Flows};
 use junction_runtime::runtime::{ConnectionSpec, Runtime};
 use junction_standins::{JiraStandin, Misbehaviour};
 use junction_tests::{eventually, guests, runtime_with, test_config, test_limits};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 const ADMIN: &str = "admin-token-0123456789";
 /// The hosts' `secret_key` (PostgreSQL needs one).
@@ -37,18 +35,7 @@ fn options() -> FlowOptions {
 }
 
 fn config() -> Config {
-    {
-        let mut config = Config::default();
-        config.store.database = None;
-        config.api.tokens = BTreeMap::from([(
-            "admin".into(),
-            Token {
-                token: ADMIN.into(),
-                scope: Scope::Admin,
-            },
-        )]);
-        config
-    }
+    junction_tests::config_with_token("admin", ADMIN, Scope::Admin)
 }
 
 /// Compiled code shared by the tests of this file: the first one to load
@@ -155,20 +142,8 @@ impl Harness {
             request = request.header(name, value);
         }
         let request = request.body(Body::from(body.into())).unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                panic!(
-                    "{method} {uri}: not JSON: {}",
-                    String::from_utf8_lossy(&bytes)
-                )
-            })
-        };
-        (status, value)
+        let answer = junction_tests::openapi::send(&self.app, request).await;
+        (answer.status, answer.json())
     }
 
     async fn deploy(&self, name: &str, toml: &str) {

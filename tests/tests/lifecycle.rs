@@ -82,6 +82,8 @@ impl Host {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> (u16, Value) {
+        let method_name = method.to_string();
+        let method_name = method_name.as_str();
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.base))
@@ -91,8 +93,23 @@ impl Host {
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = response.bytes().await.unwrap();
+        junction_tests::openapi::check_response(
+            method_name,
+            path,
+            status,
+            content_type.as_deref(),
+            &bytes,
+        );
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     async fn upload(&self, bytes: Vec<u8>) -> (u16, Value) {

@@ -11,7 +11,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use junction::config::{Scope, Token};
 use junction_api as api;
 use junction_flows::{FlowOptions, Flows};
@@ -20,7 +19,6 @@ use junction_standins::JiraStandin;
 use junction_tests::{eventually, guests, runtime_with, test_config, test_limits};
 use prometheus_parse::{Scrape, Value};
 use serde_json::json;
-use tower::ServiceExt;
 
 const ADMIN: &str = "admin-token-0123456789";
 const READER: &str = "reader-token-0123456789";
@@ -86,19 +84,13 @@ impl Host {
             request = request.header("authorization", format!("Bearer {token}"));
         }
         let request = request.body(Body::from(body)).unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let content_type = response
-            .headers()
+        let answer = junction_tests::openapi::send(&self.app, request).await;
+        let content_type = answer
+            .headers
             .get("content-type")
             .map(|v| v.to_str().unwrap().to_string())
             .unwrap_or_default();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            content_type,
-            String::from_utf8(bytes.to_vec()).unwrap(),
-        )
+        (answer.status, content_type, answer.text())
     }
 
     async fn admin(

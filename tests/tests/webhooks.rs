@@ -18,13 +18,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, KeyInit, Mac};
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use junction::config::{Config, Scope, Token};
 use junction_api as api;
 use junction_tests::{guests, runtime, test_limits};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tower::ServiceExt;
 
 const OPERATOR: &str = "operator-token-0123456789";
 const PUBLIC_URL: &str = "https://junction.example.com";
@@ -261,18 +259,15 @@ struct Answer {
 
 impl Hooks {
     async fn send(&self, request: Request<Body>) -> Answer {
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let answer = junction_tests::openapi::send(&self.app, request).await;
+        let text = answer.text();
         let body = serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("answer is not JSON ({status}): {text}"));
+            .unwrap_or_else(|_| panic!("answer is not JSON ({}): {text}", answer.status));
         Answer {
-            status,
+            status: answer.status,
             body,
             text,
-            headers,
+            headers: answer.headers,
         }
     }
 

@@ -5,10 +5,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::config::Scope;
-use crate::error::ApiError;
+use crate::error::{ApiError, CallRefused, ErrorBody, ErrorCode, Refused};
 use crate::extract::{ApiState, Caller, JsonBody, RawBody, utf8};
 use junction_runtime::runtime::{CallOptions, ConnectionError, ConnectionSpec};
 use junction_runtime::trace::TraceContext;
@@ -17,25 +16,70 @@ use junction_store::audit::{Outcome, Record};
 use junction_store::idempotency::{self, Claim};
 
 /// A connection as the API shows it: credentials reduced to their kind.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct ConnectionView {
+    /// Connection name.
     name: String,
+    /// The connector plugin.
     plugin: String,
+    /// The pinned version; absent when it follows the active version.
     version: Option<String>,
+    /// Non-secret settings.
     config: std::collections::BTreeMap<String, String>,
-    auth: Option<serde_json::Value>,
+    /// The kind of its credentials (`basic`, `bearer`, `api_key`,
+    /// `oauth2_client_credentials`, `oauth2_refresh_token`), never the secrets.
+    auth: Option<Kind>,
+    /// Hosts the plugin may reach.
     allowed_hosts: Vec<String>,
+    /// Allowed hosts granted to resolve to non-public addresses.
     private_hosts: Vec<String>,
+    /// Outbound rate limit.
     rate_limit: Option<junction_store::RateLimit>,
-    webhook: Option<serde_json::Value>,
+    /// The scheme that verifies its webhooks, never the secret.
+    webhook: Option<WebhookView>,
+    /// RFC 3339 time of creation.
     created_at: String,
+    /// RFC 3339 time of the last change.
     updated_at: String,
+}
+
+/// The kind of a connection's credentials.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Kind {
+    /// The kind.
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// How a connection's webhooks are verified, without the secret.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct WebhookView {
+    /// The sender's signature scheme.
+    scheme: junction_store::Scheme,
+}
+
+/// Every connection.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ConnectionList {
+    /// Sorted by name.
+    connections: Vec<ConnectionView>,
+}
+
+/// A passed connection check.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct CheckPassed {
+    /// Always `ok`.
+    status: &'static str,
+    /// The plugin that checked.
+    plugin: String,
+    /// Its version.
+    version: String,
 }
 
 impl From<Connection> for ConnectionView {
     fn from(c: Connection) -> Self {
         ConnectionView {
-            auth: c.auth.as_ref().map(|a| json!({"type": a.kind()})),
+            auth: c.auth.as_ref().map(|a| Kind { kind: a.kind() }),
             name: c.name,
             plugin: c.plugin,
             version: c.version,
@@ -43,17 +87,21 @@ impl From<Connection> for ConnectionView {
             allowed_hosts: c.allowed_hosts,
             private_hosts: c.private_hosts,
             rate_limit: c.rate_limit,
-            webhook: c.webhook.as_ref().map(|w| json!({"scheme": w.scheme})),
+            webhook: c.webhook.map(|w| WebhookView { scheme: w.scheme }),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
     }
 }
 
+/// Lists every connection, credentials reduced to their kind.
+#[utoipa::path(get, path = "/v1/connections", tag = "connections",
+    security(("bearer" = ["read"])),
+    responses(Refused, (status = 200, description = "The connections", body = ConnectionList)))]
 pub(crate) async fn list_connections(
     caller: Caller,
     State(state): State<ApiState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ConnectionList>, ApiError> {
     caller.require(Scope::Read)?;
     let connections = state
         .runtime
@@ -61,10 +109,23 @@ pub(crate) async fn list_connections(
         .connections()
         .await
         .map_err(ConnectionError::from)?;
-    let views: Vec<ConnectionView> = connections.into_iter().map(Into::into).collect();
-    Ok(Json(json!({"connections": views})))
+    Ok(Json(ConnectionList {
+        connections: connections.into_iter().map(Into::into).collect(),
+    }))
 }
 
+/// Creates or replaces a connection: its plugin (and pinned version), settings,
+/// credentials (write-only), allowed hosts, rate limit and webhook verification.
+#[utoipa::path(put, path = "/v1/connections/{name}", tag = "connections",
+    security(("bearer" = ["operator"])),
+    params(("name" = String, Path, description = "Connection name: 1-64 of a-z, 0-9, `-`, `_`")),
+    request_body = ConnectionSpec,
+    responses(Refused,
+        (status = 201, description = "Created", body = ConnectionView),
+        (status = 200, description = "Replaced", body = ConnectionView),
+        (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
+        (status = 422, description = "Refused: the message says the fix", body = ErrorBody),
+    ))]
 pub(crate) async fn put_connection(
     caller: Caller,
     State(state): State<ApiState>,
@@ -95,16 +156,25 @@ pub(crate) async fn put_connection(
     Ok((status, Json(ConnectionView::from(connection))).into_response())
 }
 
+/// Runs the connector's `check` against the remote system with the connection's credentials.
+#[utoipa::path(post, path = "/v1/connections/{name}/check", tag = "connections",
+    security(("bearer" = ["invoker"])),
+    params(("name" = String, Path, description = "Connection name")),
+    responses(Refused, CallRefused,
+        (status = 200, description = "The remote system answered as expected", body = CheckPassed),
+    ))]
 pub(crate) async fn check_connection(
     caller: Caller,
     State(state): State<ApiState>,
     Path(name): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<CheckPassed>, ApiError> {
     caller.require(Scope::Invoker)?;
     let plugin = state.runtime.check(&name).await?;
-    Ok(Json(
-        json!({"status": "ok", "plugin": plugin.name(), "version": plugin.version().to_string()}),
-    ))
+    Ok(Json(CheckPassed {
+        status: "ok",
+        plugin: plugin.name().to_string(),
+        version: plugin.version().to_string(),
+    }))
 }
 
 /// The options of a call made for a request: its `Idempotency-Key` and its
@@ -120,6 +190,21 @@ pub(crate) fn call_options(headers: &HeaderMap, trace: Option<TraceContext>) -> 
     }
 }
 
+/// Calls one operation of the connection's plugin with the JSON body as its
+/// input, and answers with the operation's JSON output.
+#[utoipa::path(post, path = "/v1/connections/{name}/operations/{op}", tag = "connections",
+    security(("bearer" = ["invoker"])),
+    params(
+        ("name" = String, Path, description = "Connection name"),
+        ("op" = String, Path, description = "Operation name, as the plugin's `info` lists it"),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1-255 characters: a retry with the same key and body answers the first answer (with `Idempotent-Replayed: true`) instead of calling again"),
+    ),
+    request_body(content = serde_json::Value, description = "The operation's input; empty means `{}`"),
+    responses(Refused, CallRefused,
+        (status = 200, description = "The operation's output", body = serde_json::Value,
+            headers(("Junction-Plugin" = String, description = "`<plugin>@<version>` that answered"))),
+    ))]
 pub(crate) async fn invoke(
     caller: Caller,
     State(state): State<ApiState>,
@@ -138,7 +223,7 @@ pub(crate) async fn invoke(
             if key.is_empty() || key.len() > 255 {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "bad_request",
+                    ErrorCode::BadRequest,
                     "the Idempotency-Key header must be 1-255 characters",
                 ));
             }
@@ -157,14 +242,14 @@ pub(crate) async fn invoke(
                 Claim::Mismatch => {
                     return Err(ApiError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
-                        "idempotency_key_reused",
+                        ErrorCode::IdempotencyKeyReused,
                         format!("Idempotency-Key `{key}` was used for another request"),
                     ));
                 }
                 Claim::InFlight => {
                     return Err(ApiError::new(
                         StatusCode::CONFLICT,
-                        "idempotency_key_in_flight",
+                        ErrorCode::IdempotencyKeyInFlight,
                         format!("a request with Idempotency-Key `{key}` is still running"),
                     )
                     .retry_after(1));

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::config::Scope;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use junction_flows::Flows;
 use junction_runtime::runtime::Runtime;
 
@@ -26,7 +26,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_json",
+                ErrorCode::InvalidJson,
                 format!("invalid request body: {e}"),
             )
         })
@@ -48,11 +48,11 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
                 if status == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::new(
                         status,
-                        "payload_too_large",
+                        ErrorCode::PayloadTooLarge,
                         "the request body is larger than the host accepts",
                     )
                 } else {
-                    ApiError::new(status, "bad_request", rejection.body_text())
+                    ApiError::new(status, ErrorCode::BadRequest, rejection.body_text())
                 }
             })
     }
@@ -111,7 +111,7 @@ impl Caller {
         } else {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "forbidden",
+                ErrorCode::Forbidden,
                 format!(
                     "token `{}` has scope `{}`; this needs `{}`",
                     self.name,
@@ -144,7 +144,7 @@ impl FromRequestParts<ApiState> for Caller {
 
 /// A 401 in the error shape.
 pub(crate) fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
 }
 
 /// The bearer token of a request's `Authorization` header.
@@ -165,7 +165,7 @@ pub(crate) fn utf8(body: &Bytes) -> Result<&str, ApiError> {
     std::str::from_utf8(body).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_json",
+            ErrorCode::InvalidJson,
             "the body is not UTF-8",
         )
     })

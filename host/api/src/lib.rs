@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use junction_flows::{FlowOptions, Flows};
@@ -25,6 +24,7 @@ mod error;
 mod extract;
 mod flows;
 mod metrics;
+mod openapi;
 mod plugins;
 mod runs;
 mod trace;
@@ -32,23 +32,11 @@ mod transforms;
 mod webhooks;
 
 pub use config::{ApiConfig, Scope, Token};
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use extract::{ApiState, Caller, JsonBody, RawBody};
+pub use openapi::document as openapi_document;
 
-use audit::audit_log;
-use connections::{check_connection, invoke, list_connections, put_connection};
-use dead_letters::{
-    discard_dead_letter, list_dead_letters, replay_dead_letter, replay_flow_dead_letters,
-};
 use extract::Tokens;
-use flows::{deploy_flow, flow_detail, list_flows, start_run};
-use plugins::{
-    activate_plugin, delete_plugin_version, list_plugins, plugin_detail, rollback_plugin,
-    upload_plugin,
-};
-use runs::{list_runs, run_detail};
-use transforms::apply;
-use webhooks::webhook;
 
 /// The API router over `runtime`, with the tokens, body limit and flow
 /// settings of `config`. Starts the flow workers when called inside a Tokio
@@ -86,47 +74,13 @@ pub fn router_with_flows(flows: Arc<Flows>, config: &ApiConfig) -> Router {
             .as_ref()
             .map(|t| Sha256::digest(t.as_bytes()).into()),
     };
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::metrics))
-        .route(
-            "/v1/plugins",
-            get(list_plugins)
-                .post(upload_plugin)
-                .layer(DefaultBodyLimit::max(upload_limit)),
-        )
-        .route("/v1/plugins/{name}", get(plugin_detail))
-        .route(
-            "/v1/plugins/{name}/versions/{version}/activate",
-            post(activate_plugin),
-        )
-        .route(
-            "/v1/plugins/{name}/versions/{version}",
-            delete(delete_plugin_version),
-        )
-        .route("/v1/plugins/{name}/rollback", post(rollback_plugin))
-        .route("/v1/audit", get(audit_log))
-        .route("/v1/connections", get(list_connections))
-        .route("/v1/connections/{name}", put(put_connection))
-        .route("/v1/connections/{name}/check", post(check_connection))
-        .route("/v1/connections/{name}/operations/{op}", post(invoke))
-        .route("/v1/transforms/{plugin}/apply", post(apply))
-        .route("/v1/webhooks/{connection}", post(webhook))
-        .route("/v1/flows", get(list_flows))
-        .route("/v1/flows/{name}", get(flow_detail).put(deploy_flow))
-        .route("/v1/flows/{name}/runs", post(start_run))
-        .route("/v1/runs", get(list_runs))
-        .route("/v1/runs/{id}", get(run_detail))
-        .route("/v1/dead-letters", get(list_dead_letters))
-        .route("/v1/dead-letters/replay", post(replay_flow_dead_letters))
-        .route("/v1/dead-letters/{id}", delete(discard_dead_letter))
-        .route("/v1/dead-letters/{id}/replay", post(replay_dead_letter))
+    let (router, _) = openapi::routes(upload_limit).split_for_parts();
+    router
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "method not allowed on this endpoint",
             )
         })
@@ -135,18 +89,34 @@ pub fn router_with_flows(flows: Arc<Flows>, config: &ApiConfig) -> Router {
         .with_state(state)
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// A health or readiness answer.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Status {
+    /// `ok` or `ready`.
+    status: &'static str,
 }
 
-async fn readyz(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+/// The process is up (liveness).
+#[utoipa::path(get, path = "/healthz", tag = "host",
+    responses((status = 200, description = "Up", body = Status)))]
+async fn healthz() -> Json<Status> {
+    Json(Status { status: "ok" })
+}
+
+/// The store answers and the engine runs (readiness).
+#[utoipa::path(get, path = "/readyz", tag = "host",
+    responses(
+        (status = 200, description = "Ready", body = Status),
+        (status = 503, description = "Not ready (`not_ready`); retry after `Retry-After`", body = ErrorBody),
+    ))]
+async fn readyz(State(state): State<ApiState>) -> Result<Json<Status>, ApiError> {
     let store_ok = state.runtime.store().ping().await.is_ok();
     if store_ok && state.runtime.healthy() {
-        Ok(Json(json!({"status": "ready"})))
+        Ok(Json(Status { status: "ready" }))
     } else {
         Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
+            ErrorCode::NotReady,
             "the store or the engine is not ready",
         )
         .retry_after(1))

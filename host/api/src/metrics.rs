@@ -7,10 +7,18 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use crate::config::Scope;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiState, bearer, same_digest, unauthorized};
 
 /// The scrape.
+/// The host's metrics in the Prometheus text format (version 0.0.4).
+#[utoipa::path(get, path = "/metrics", tag = "host",
+    security(("bearer" = ["read"]), ("scrape_token" = [])),
+    responses(
+        (status = 200, description = "The scrape", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 401, description = "No token, or neither a read token nor the scrape token", body = crate::error::ErrorBody),
+        (status = 500, description = "The metrics could not be read", body = crate::error::ErrorBody),
+    ))]
 pub(crate) async fn metrics(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -33,7 +41,7 @@ pub(crate) async fn scrape_text(state: &ApiState) -> Result<String, ApiError> {
     let text = state.runtime.metrics_text().await.map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             format!("reading the metrics failed: {e}"),
         )
     })?;

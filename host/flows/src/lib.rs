@@ -87,7 +87,7 @@ impl Default for FlowOptions {
 }
 
 /// A deployed flow.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FlowSummary {
     /// Name.
     pub name: String,
@@ -104,7 +104,7 @@ pub struct FlowSummary {
 }
 
 /// A flow version as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FlowVersion {
     /// Version number.
     pub version: i64,
@@ -117,7 +117,7 @@ pub struct FlowVersion {
 }
 
 /// A flow with its current source and every version.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FlowDetail {
     /// The summary.
     #[serde(flatten)]
@@ -129,7 +129,7 @@ pub struct FlowDetail {
 }
 
 /// What a deploy did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Deployed {
     /// The flow.
     pub name: String,
@@ -144,7 +144,7 @@ pub struct Deployed {
 }
 
 /// A run that a webhook event started (or had started before).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventRun {
     /// The flow.
     pub flow: String,
@@ -157,7 +157,7 @@ pub struct EventRun {
 }
 
 /// One error of a step or compensation attempt.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct StepError {
     /// `step` or `compensate`.
     pub phase: String,
@@ -172,7 +172,7 @@ pub struct StepError {
 }
 
 /// A step of a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StepView {
     /// Step id.
     pub id: String,
@@ -200,7 +200,7 @@ pub struct StepView {
 }
 
 /// A run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunView {
     /// Run id.
     pub id: String,
@@ -231,7 +231,7 @@ pub struct RunView {
 }
 
 /// A dead letter.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     /// Id.
     pub id: String,

@@ -360,6 +360,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<DemoReport> {
     println!("Where to look (Authorization: Bearer {})", client.token);
     println!("  runs      {base}/v1/runs");
     println!("  metrics   {base}/metrics  (Prometheus text)");
+    println!("  openapi   {base}/v1/openapi.json  (OpenAPI 3.1, no token needed)");
     println!("  health    {base}/healthz");
     println!("  traces    set OTEL_EXPORTER_OTLP_ENDPOINT before `junction serve` to export them");
 

@@ -50,6 +50,8 @@ enum Command {
         #[command(subcommand)]
         command: DeadLetterCommand,
     },
+    /// Print the API's OpenAPI 3.1 document (the one a host serves at `/v1/openapi.json`).
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -273,6 +275,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Flow { command } => cli::flow(command).await,
         Command::Run { command } => cli::run(command).await,
         Command::DeadLetter { command } => cli::dead_letter(command).await,
+        Command::Openapi => {
+            println!("{}", junction_api::openapi_document().to_pretty_json()?);
+            Ok(())
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use crate::plugins::Plugin;
 use crate::runtime::{Bound, Runtime, valid_name};
 
 /// What an operator sends to create or replace a connection.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionSpec {
     /// The connector plugin.

@@ -38,7 +38,7 @@ pub struct InboundWebhook<'a> {
 }
 
 /// An event a plugin parsed from a webhook, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct WebhookEvent {
     /// Unique per `source`.
     pub id: String,

@@ -33,7 +33,7 @@ impl From<Refusal> for LifecycleError {
 }
 
 /// What an upload did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Uploaded {
     /// Plugin name.
     pub name: String,
@@ -52,7 +52,7 @@ pub struct Uploaded {
 }
 
 /// One version in a plugin's detail.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VersionDetail {
     /// Version.
     pub version: String,
@@ -73,7 +73,7 @@ pub struct VersionDetail {
 }
 
 /// A plugin with all its loaded versions.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PluginDetail {
     /// Plugin name.
     pub name: String,

@@ -268,7 +268,7 @@ impl Metrics {
 
     /// Records a call of `plugin` (`None`: it did not resolve) on
     /// `connection` (`""` for transforms) that ended as `outcome`.
-    pub(crate) fn record_call<T>(
+    pub fn record_call<T>(
         &self,
         plugin: Option<&Plugin>,
         connection: &str,

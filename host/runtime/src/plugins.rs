@@ -120,7 +120,7 @@ impl Plugin {
 }
 
 /// A plugin version as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PluginSummary {
     /// Plugin name.
     pub name: String,

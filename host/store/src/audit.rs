@@ -8,7 +8,7 @@ use sqlx::Row;
 use crate::{Result, Store};
 
 /// Whether the audited action happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// It happened.
@@ -36,7 +36,7 @@ impl Outcome {
 }
 
 /// One audit record.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Entry {
     /// Increasing id.
     pub id: i64,

@@ -11,7 +11,7 @@ use crate::{Backend, Error, Result, Store};
 
 /// Credentials of a connection. The host adds them to the connection's
 /// outbound requests; they are never given to a plugin nor returned by the API.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Auth {
     /// HTTP Basic (`Authorization: Basic base64(username:password)`), as Jira Cloud uses.
@@ -19,11 +19,13 @@ pub enum Auth {
         /// User name or e-mail.
         username: String,
         /// Password or API token.
+        #[schema(write_only)]
         password: String,
     },
     /// `Authorization: Bearer <token>`.
     Bearer {
         /// The token.
+        #[schema(write_only)]
         token: String,
     },
     /// A key sent in a header of its own, e.g. `X-API-Key`.
@@ -31,6 +33,7 @@ pub enum Auth {
         /// Header name.
         header: String,
         /// Header value.
+        #[schema(write_only)]
         value: String,
     },
     /// OAuth 2.0 client-credentials grant (RFC 6749 section 4.4): the host
@@ -43,6 +46,7 @@ pub enum Auth {
         /// Client id.
         client_id: String,
         /// Client secret.
+        #[schema(write_only)]
         client_secret: String,
         /// Space-separated scopes, if the system wants them.
         #[serde(default)]
@@ -58,8 +62,10 @@ pub enum Auth {
         /// Client id.
         client_id: String,
         /// Client secret.
+        #[schema(write_only)]
         client_secret: String,
         /// The refresh token.
+        #[schema(write_only)]
         refresh_token: String,
         /// Space-separated scopes, if the system wants them.
         #[serde(default)]
@@ -88,12 +94,13 @@ impl std::fmt::Debug for Auth {
 
 /// How a connection's inbound webhooks are authenticated. The secret never
 /// leaves the host: it is stored encrypted and never returned by the API.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
     /// The sender's signature scheme.
     pub scheme: crate::Scheme,
     /// The shared signing secret.
+    #[schema(write_only)]
     pub secret: String,
 }
 
@@ -108,7 +115,7 @@ impl std::fmt::Debug for WebhookSettings {
 
 /// A connection's outbound rate limit: `requests` per `per_seconds`, with
 /// bursts of up to `burst` (default: `requests`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     /// Requests allowed per period.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// How a connection's inbound webhooks are signed (set in the connection's
 /// configuration, e.g. `"stripe"` or `{ generic_hmac = { header = "x-sig",
 /// encoding = "hex" } }`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scheme {
     /// HubSpot signature v3: `X-HubSpot-Signature-v3` is
@@ -38,7 +38,7 @@ pub enum Scheme {
 }
 
 /// How a [`Scheme::GenericHmac`] signature is written out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Encoding {
     /// Hexadecimal, either case.
