@@ -24,6 +24,7 @@ mod dead_letters;
 mod error;
 mod extract;
 mod flows;
+mod kpis;
 mod metrics;
 mod plugins;
 mod runs;
@@ -122,6 +123,7 @@ pub fn router_with_flows(flows: Arc<Flows>, config: &ApiConfig) -> Router {
         .route("/v1/dead-letters/replay", post(replay_flow_dead_letters))
         .route("/v1/dead-letters/{id}", delete(discard_dead_letter))
         .route("/v1/dead-letters/{id}/replay", post(replay_dead_letter))
+        .route("/v1/kpis", get(kpis::kpis))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
