@@ -631,9 +631,12 @@ async fn kpis_are_computed_from_the_store(postgres: Option<String>) {
     );
     let report = flows.kpis(since, since + day).await.unwrap();
     match &report.kpis["setup"] {
-        DeclaredKpi::Duration { all, flows } => {
+        DeclaredKpi::Duration {
+            all,
+            flows: per_flow,
+        } => {
             assert_eq!((all.count, all.p50_seconds), (1, Some(300.0)));
-            assert_eq!(flows[0].started_from.trigger_time, 1);
+            assert_eq!(per_flow[0].started_from.trigger_time, 1);
         }
         other => panic!("{other:?}"),
     }
