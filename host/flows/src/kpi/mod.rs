@@ -221,7 +221,7 @@ pub struct DeadLetterAge {
 }
 
 /// A KPI that is not measured, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NotMeasured {
     /// Always `null`.
     pub value: Option<f64>,

@@ -99,7 +99,6 @@ impl KpiReport {
                 DeclaredKpi::Duration { flows, .. } => {
                     for f in flows {
                         let labels = || vec![("kpi", kpi.clone()), ("flow", f.flow.clone())];
-                        count.push(labels(), f.stats.count as f64);
                         for (q, v) in [("0.5", f.stats.p50_seconds), ("0.9", f.stats.p90_seconds)] {
                             if let Some(v) = v {
                                 let mut l = labels();
