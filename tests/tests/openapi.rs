@@ -54,6 +54,7 @@ fn the_document_is_openapi_3_1_with_every_route() {
         "DELETE /v1/plugins/{name}/versions/{version}",
         "POST /v1/plugins/{name}/rollback",
         "GET /v1/audit",
+        "GET /v1/kpis",
         "GET /v1/connections",
         "PUT /v1/connections/{name}",
         "POST /v1/connections/{name}/check",

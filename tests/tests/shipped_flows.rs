@@ -253,6 +253,19 @@ async fn a_closed_won_deal_sets_up_delivery_in_every_system() {
         step(&run, "jira_project")["idempotency_key"],
         format!("{run_id}:jira_project")
     );
+
+    // The flow measures its setup, from the deal's business time to the assignments.
+    let kpis = h.call("GET", "/v1/kpis", None).await;
+    let setup = &kpis["kpis"]["project_setup"];
+    assert_eq!(setup["measure"], "duration", "{kpis:#}");
+    let flows = setup["flows"].as_array().unwrap();
+    let of = |flow: &str| flows.iter().find(|f| f["flow"] == flow).unwrap();
+    let hubspot = of("closed-won-to-project");
+    assert_eq!(hubspot["count"], 1, "{kpis:#}");
+    assert_eq!(hubspot["started_from"]["trigger_time"], 1, "{kpis:#}");
+    assert!(hubspot["p50_seconds"].as_f64().unwrap() >= 0.0, "{kpis:#}");
+    // The Salesforce flow declares the same KPI; it has not run.
+    assert_eq!(of("salesforce-closed-won-to-project")["count"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,6 +453,17 @@ async fn approved_time_becomes_one_netsuite_invoice_at_the_role_rates() {
     assert_eq!(
         step(&run, "invoice")["output"][0]["total"]["amount"],
         3550.0
+    );
+    // Approved time to invoice starts at the earliest approval it billed.
+    let kpis = h.call("GET", "/v1/kpis", None).await;
+    let to_invoice = &kpis["kpis"]["approved_time_to_invoice"]["flows"][0];
+    assert_eq!(to_invoice["flow"], "approved-time-to-invoice", "{kpis:#}");
+    assert_eq!(to_invoice["count"], 1, "{kpis:#}");
+    assert_eq!(to_invoice["started_from"]["from_time"], 1, "{kpis:#}");
+    assert_eq!(
+        kpis["kpis"]["invoice_blocked"],
+        json!({"measure": "blocked", "runs": 0, "open": 0,
+               "flows": [{"flow": "approved-time-to-invoice", "runs": 0, "open": 0}]})
     );
     // The next run starts from the cursor: nothing new is approved, nothing is billed.
     let cursor = step(&run, "time")["output"]["next_cursor"].clone();

@@ -23,6 +23,7 @@ mod dead_letters;
 mod error;
 mod extract;
 mod flows;
+mod kpis;
 mod metrics;
 mod openapi;
 mod plugins;

@@ -38,13 +38,21 @@ pub(crate) async fn metrics(
 /// Everything a scrape returns. Families of other parts of the host are
 /// appended here, each a complete block of `# HELP`, `# TYPE` and samples.
 pub(crate) async fn scrape_text(state: &ApiState) -> Result<String, ApiError> {
-    let text = state.runtime.metrics_text().await.map_err(|e| {
+    let mut text = state.runtime.metrics_text().await.map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Internal,
             format!("reading the metrics failed: {e}"),
         )
     })?;
+    // The business KPIs of the last 24 hours, computed from the store.
+    let until = junction_store::now_ms();
+    let since = until.saturating_sub(junction_flows::kpi::DEFAULT_WINDOW_MS);
+    state
+        .flows
+        .kpis(since, until)
+        .await?
+        .encode_prometheus(&mut text);
     Ok(text)
 }
 

@@ -21,6 +21,7 @@ use crate::dead_letters::*;
 use crate::error::{ErrorBody, ErrorCode};
 use crate::extract::ApiState;
 use crate::flows::*;
+use crate::kpis::*;
 use crate::metrics::*;
 use crate::plugins::*;
 use crate::runs::*;
@@ -52,6 +53,7 @@ wider scope may call them too. Webhooks are authenticated by their signature ins
         (name = "runs", description = "What flows did, step by step"),
         (name = "dead-letters", description = "Runs that failed for good: inspect, replay, discard"),
         (name = "audit", description = "Who did what"),
+        (name = "kpis", description = "Business KPIs of a window: setup cycle time, failed syncs, manual touches, blocked invoices"),
     )
 )]
 struct ApiDoc;
@@ -114,6 +116,7 @@ pub(crate) fn routes(upload_limit: usize) -> OpenApiRouter<ApiState> {
         .routes(routes!(replay_flow_dead_letters))
         .routes(routes!(discard_dead_letter))
         .routes(routes!(replay_dead_letter))
+        .routes(routes!(kpis))
 }
 
 /// The OpenAPI document of this version of the API.

@@ -31,12 +31,13 @@ impl Flows {
     /// and were not undone (no compensation, or one that failed) keep their
     /// outputs; the others run again
     /// with the same idempotency keys. `input` replaces the failed step's
-    /// input. The dead letter is removed; audited as `run.replay`.
+    /// input. The dead letter is removed; audited as `run.replay` and kept
+    /// as a manual touch of the run (`replay`, or `input_corrected`).
     pub async fn replay(&self, id: &str, input: Option<Value>, by: &str) -> Result<String> {
         let input = input.map(|input| input.to_string());
         let (run_id, step_id) = match self
             .store()
-            .replay_dead_letter(id, input.as_deref())
+            .replay_dead_letter(id, input.as_deref(), by)
             .await?
         {
             ReplayOutcome::Replayed { run_id, step_id } => (run_id, step_id),
@@ -78,11 +79,12 @@ impl Flows {
         Ok(runs)
     }
 
-    /// Discards a dead letter; its run stays as it ended. Audited as `run.discard`.
+    /// Discards a dead letter; its run stays as it ended. Audited as
+    /// `run.discard` and kept as a manual touch of the run.
     pub async fn discard(&self, id: &str, by: &str) -> Result<()> {
         let run_id = self
             .store()
-            .discard_dead_letter(id)
+            .discard_dead_letter(id, by)
             .await?
             .ok_or_else(|| FlowError::NotFound(format!("no dead letter with id `{id}`")))?;
         self.audit_run("run.discard", by, &run_id, &format!("dead letter {id}"))

@@ -16,6 +16,11 @@
 //! id = "summary"
 //! map = "{project: .steps.project.key}"
 //! when = ".trigger.notify == true"
+//!
+//! [kpi.project_setup]                    # business KPIs, see `kpi`
+//! measure = "duration"
+//! from = "trigger"
+//! until = "summary"
 //! ```
 
 use std::collections::BTreeMap;
@@ -24,6 +29,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::jq;
+use super::kpi::KpiDef;
 use junction_registry::World;
 use junction_runtime::Runtime;
 
@@ -42,6 +48,9 @@ pub struct FlowDef {
     /// The steps, run in order.
     #[serde(default)]
     pub steps: Vec<StepDef>,
+    /// The business KPIs the flow measures, by name (`[kpi.<name>]`).
+    #[serde(default)]
+    pub kpi: BTreeMap<String, KpiDef>,
 }
 
 /// What starts a run. Any flow can also be started by hand.
@@ -232,7 +241,7 @@ fn valid_step_id(id: &str) -> bool {
 }
 
 /// The step ids a jq expression refers to as `.steps.<id>` or `.steps["<id>"]`.
-fn referenced_steps(code: &str) -> Vec<String> {
+pub(crate) fn referenced_steps(code: &str) -> Vec<String> {
     let mut found = Vec::new();
     for (at, _) in code.match_indices(".steps") {
         let rest = &code[at + ".steps".len()..];
@@ -254,8 +263,9 @@ fn referenced_steps(code: &str) -> Vec<String> {
 
 /// Parses and checks a flow file against the host: connections, operations
 /// and plugins exist, step ids are unique and well-formed, every jq
-/// expression compiles and refers only to steps that run before it.
-/// Every problem is reported, each naming where it is.
+/// expression compiles and refers only to steps that run before it, and
+/// the `[kpi]` table names measures and steps that exist. Every problem
+/// is reported, each naming where it is.
 pub async fn validate(runtime: &Runtime, name: &str, source: &str) -> Result<FlowDef, String> {
     let def = parse(source)?;
     let mut problems = Vec::new();
@@ -381,6 +391,7 @@ pub async fn validate(runtime: &Runtime, name: &str, source: &str) -> Result<Flo
             }
         }
     }
+    problems.extend(super::kpi::check(&def));
     if problems.is_empty() {
         Ok(def)
     } else {

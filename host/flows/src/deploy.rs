@@ -41,6 +41,7 @@ impl Flows {
         let def = definition::validate(&self.runtime, name, source)
             .await
             .map_err(FlowError::Invalid)?;
+        self.check_kpi_measures(name, &def).await?;
         let digest = hex::encode(Sha256::digest(source.as_bytes()));
         let now = now_text();
         let cron = match &def.trigger {
@@ -81,6 +82,38 @@ impl Flows {
             created,
             changed,
         })
+    }
+
+    /// A KPI name means one measure across flows: `project_setup` declared
+    /// as a duration by one flow cannot be a blocked count in another.
+    async fn check_kpi_measures(&self, name: &str, def: &definition::FlowDef) -> Result<()> {
+        if def.kpi.is_empty() {
+            return Ok(());
+        }
+        let mut problems = Vec::new();
+        for other in self.store().current_flows().await? {
+            if other.name == name {
+                continue;
+            }
+            let Ok(other_def) = definition::parse(&other.source) else {
+                continue;
+            };
+            for (kpi, declared) in &def.kpi {
+                if let Some(theirs) = other_def.kpi.get(kpi)
+                    && theirs.measure != declared.measure
+                {
+                    problems.push(format!(
+                        "kpi.{kpi}.measure: flow `{}` declares `{kpi}` as `{}`; a KPI has one measure across flows, so use `{}` or another name",
+                        other.name, theirs.measure, theirs.measure
+                    ));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(FlowError::Invalid(problems.join("; ")))
+        }
     }
 
     /// Every deployed flow.

@@ -6,7 +6,9 @@
 //! steps in order with retries, and on a permanent failure compensate the
 //! completed steps in reverse order (saga) before dead-lettering the run.
 //! Every step call carries an idempotency key derived from the run and step
-//! ids, stable across retries, restarts and replays.
+//! ids, stable across retries, restarts and replays. A flow file declares
+//! the business KPIs it measures (`[kpi]`), computed over a window by
+//! [`Flows::kpis`] (see [`kpi`]).
 //!
 //! This crate holds no SQL: every read and write of flows, runs, steps,
 //! dead letters, schedules and flow events is a typed method of
@@ -20,6 +22,7 @@ pub mod definition;
 mod deploy;
 mod exec;
 pub mod jq;
+pub mod kpi;
 mod runs;
 mod saga;
 mod schedules;
@@ -36,6 +39,7 @@ use junction_store as store;
 
 pub use config::FlowSettings;
 pub use definition::{FlowDef, Trigger};
+pub use kpi::KpiReport;
 
 /// Why a flow request failed.
 #[derive(Debug, thiserror::Error)]

@@ -359,7 +359,10 @@ pub async fn run(keep_running: bool) -> anyhow::Result<DemoReport> {
     println!();
     println!("Where to look (Authorization: Bearer {})", client.token);
     println!("  runs      {base}/v1/runs");
-    println!("  metrics   {base}/metrics  (Prometheus text)");
+    println!("  metrics   {base}/metrics  (Prometheus text, with the KPI gauges)");
+    println!(
+        "  kpis      {base}/v1/kpis  (project setup time, failed syncs, manual touches, blocked invoices)"
+    );
     println!("  openapi   {base}/v1/openapi.json  (OpenAPI 3.1, no token needed)");
     println!("  health    {base}/healthz");
     println!("  traces    set OTEL_EXPORTER_OTLP_ENDPOINT before `junction serve` to export them");

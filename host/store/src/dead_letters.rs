@@ -62,6 +62,62 @@ pub enum ReplayOutcome {
     },
 }
 
+/// How a person handled a dead-lettered run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TouchKind {
+    /// Replayed as it was.
+    Replay,
+    /// Replayed with a corrected input for the failed step.
+    InputCorrected,
+    /// Discarded.
+    Discard,
+}
+
+impl TouchKind {
+    /// Every kind, in the order reports list them.
+    pub const ALL: [TouchKind; 3] = [
+        TouchKind::Replay,
+        TouchKind::InputCorrected,
+        TouchKind::Discard,
+    ];
+
+    /// `replay`, `input_corrected` or `discard`, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TouchKind::Replay => "replay",
+            TouchKind::InputCorrected => "input_corrected",
+            TouchKind::Discard => "discard",
+        }
+    }
+
+    /// The kind stored as `text`.
+    pub fn parse(text: &str) -> Option<TouchKind> {
+        TouchKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+/// Records inside `tx` that `actor` handled dead letter `dead_letter` of run `run_id`.
+async fn insert_touch(
+    tx: &mut Transaction,
+    run_id: &str,
+    kind: TouchKind,
+    actor: &str,
+    dead_letter: &str,
+    at: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO run_touches (run_id, kind, actor, dead_letter, at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(run_id)
+    .bind(kind.as_str())
+    .bind(actor)
+    .bind(dead_letter)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Ends run `run_id` as `letter.status` and inserts its dead letter, inside `tx`.
 pub(crate) async fn dead_letter_run(
     tx: &mut Transaction,
@@ -152,8 +208,14 @@ impl Store {
     /// in one transaction: steps that completed and were not undone (no
     /// compensation, or one that failed) stay completed, the others are
     /// reset; `input` (JSON text) replaces the failed step's input; the dead
-    /// letter is removed.
-    pub async fn replay_dead_letter(&self, id: &str, input: Option<&str>) -> Result<ReplayOutcome> {
+    /// letter is removed; the replay is kept as a touch of the run by `by`
+    /// (`input_corrected` with an input, else `replay`).
+    pub async fn replay_dead_letter(
+        &self,
+        id: &str,
+        input: Option<&str>,
+        by: &str,
+    ) -> Result<ReplayOutcome> {
         let mut tx = self.begin().await?;
         let Some(row) = sqlx::query("SELECT run_id, step_id FROM dead_letters WHERE id = $1")
             .bind(id)
@@ -205,16 +267,24 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        let kind = if input.is_some() {
+            TouchKind::InputCorrected
+        } else {
+            TouchKind::Replay
+        };
+        insert_touch(&mut tx, &run_id, kind, by, id, now).await?;
         tx.commit().await?;
         Ok(ReplayOutcome::Replayed { run_id, step_id })
     }
 
-    /// Removes dead letter `id`, leaving its run as it ended; returns the
-    /// run, or `None` when there is no such dead letter.
-    pub async fn discard_dead_letter(&self, id: &str) -> Result<Option<String>> {
+    /// Removes dead letter `id`, leaving its run as it ended, and keeps the
+    /// discard as a touch of the run by `by`; returns the run, or `None`
+    /// when there is no such dead letter.
+    pub async fn discard_dead_letter(&self, id: &str, by: &str) -> Result<Option<String>> {
+        let mut tx = self.begin().await?;
         let Some(row) = sqlx::query("SELECT run_id FROM dead_letters WHERE id = $1")
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *tx)
             .await?
         else {
             return Ok(None);
@@ -222,8 +292,10 @@ impl Store {
         let run_id: String = row.get(0);
         sqlx::query("DELETE FROM dead_letters WHERE id = $1")
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        insert_touch(&mut tx, &run_id, TouchKind::Discard, by, id, now_ms()).await?;
+        tx.commit().await?;
         Ok(Some(run_id))
     }
 }

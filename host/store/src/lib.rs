@@ -1,6 +1,7 @@
 //! The host's durable state and every SQL statement of the host: connections,
 //! plugin packages and versions, kv, idempotency keys, audit, flows, runs,
-//! steps, dead letters and schedules. No other crate of the host holds SQL.
+//! steps, dead letters, schedules and what the business KPIs are computed
+//! from (runs by window, manual touches). No other crate of the host holds SQL.
 //!
 //! SQLite is the embedded default (WAL journal, `synchronous=FULL` so that
 //! anything the API acknowledged survives a crash), reached through `sqlx`
@@ -33,6 +34,7 @@ mod connections;
 mod dead_letters;
 mod flows;
 pub mod idempotency;
+mod kpis;
 mod kv;
 mod open;
 mod packages;
@@ -46,10 +48,11 @@ mod work;
 
 pub use config::{DatabaseLocation, StoreConfig};
 pub use connections::{Auth, Connection, RateLimit, WebhookSettings};
-pub use dead_letters::{DeadLetterRow, NewDeadLetter, ReplayOutcome};
+pub use dead_letters::{DeadLetterRow, NewDeadLetter, ReplayOutcome, TouchKind};
 pub use flows::{
     DeployOutcome, FlowRow, FlowSource, FlowVersionRow, NewFlowVersion, ScheduleUpdate,
 };
+pub use kpis::{CompletedStepRow, KpiRunRow, KpiStepRow, TouchRow};
 pub use packages::StoredVersion;
 pub use runs::{NewEventRun, NewRun, NewStep, RunRow, StartedEventRun, StepRow};
 pub use schedules::DueSchedule;
