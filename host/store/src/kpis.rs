@@ -65,15 +65,23 @@ pub struct CompletedStepRow {
 }
 
 impl Store {
+    /// The rows `sql` selects for the window `[since, until)`, bound as `$1` and `$2`.
+    async fn window(
+        &self,
+        sql: &'static str,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<sqlx::any::AnyRow>> {
+        Ok(sqlx::query(sql)
+            .bind(since)
+            .bind(until)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
     /// The runs created in `[since, until)`, oldest first.
     pub async fn kpi_runs(&self, since: i64, until: i64) -> Result<Vec<KpiRunRow>> {
-        let rows = sqlx::query(
-            "SELECT id, flow, flow_version, status FROM runs WHERE created_at >= $1 AND created_at < $2 ORDER BY created_at, id",
-        )
-        .bind(since)
-        .bind(until)
-        .fetch_all(self.pool())
-        .await?;
+        let rows = self.window("SELECT id, flow, flow_version, status FROM runs WHERE created_at >= $1 AND created_at < $2 ORDER BY created_at, id", since, until).await?;
         Ok(rows
             .iter()
             .map(|r| KpiRunRow {
@@ -87,13 +95,7 @@ impl Store {
 
     /// The steps of the runs created in `[since, until)`.
     pub async fn kpi_steps(&self, since: i64, until: i64) -> Result<Vec<KpiStepRow>> {
-        let rows = sqlx::query(
-            "SELECT s.run_id, s.step_id, s.status, s.errors FROM run_steps s JOIN runs r ON r.id = s.run_id WHERE r.created_at >= $1 AND r.created_at < $2 ORDER BY s.run_id, s.position",
-        )
-        .bind(since)
-        .bind(until)
-        .fetch_all(self.pool())
-        .await?;
+        let rows = self.window("SELECT s.run_id, s.step_id, s.status, s.errors FROM run_steps s JOIN runs r ON r.id = s.run_id WHERE r.created_at >= $1 AND r.created_at < $2 ORDER BY s.run_id, s.position", since, until).await?;
         Ok(rows
             .iter()
             .map(|r| KpiStepRow {
@@ -107,13 +109,7 @@ impl Store {
 
     /// The manual touches of the runs created in `[since, until)`, oldest first.
     pub async fn kpi_touches(&self, since: i64, until: i64) -> Result<Vec<TouchRow>> {
-        let rows = sqlx::query(
-            "SELECT t.run_id, t.kind, t.actor, t.at FROM run_touches t JOIN runs r ON r.id = t.run_id WHERE r.created_at >= $1 AND r.created_at < $2 ORDER BY t.at, t.run_id",
-        )
-        .bind(since)
-        .bind(until)
-        .fetch_all(self.pool())
-        .await?;
+        let rows = self.window("SELECT t.run_id, t.kind, t.actor, t.at FROM run_touches t JOIN runs r ON r.id = t.run_id WHERE r.created_at >= $1 AND r.created_at < $2 ORDER BY t.at, t.run_id", since, until).await?;
         Ok(rows
             .iter()
             .map(|r| TouchRow {
@@ -131,13 +127,7 @@ impl Store {
         since: i64,
         until: i64,
     ) -> Result<Vec<CompletedStepRow>> {
-        let rows = sqlx::query(
-            "SELECT s.run_id, r.flow, r.flow_version, s.step_id, r.trigger_event, r.created_at, s.finished_at FROM run_steps s JOIN runs r ON r.id = s.run_id WHERE s.status = 'completed' AND s.finished_at >= $1 AND s.finished_at < $2 ORDER BY s.finished_at, s.run_id",
-        )
-        .bind(since)
-        .bind(until)
-        .fetch_all(self.pool())
-        .await?;
+        let rows = self.window("SELECT s.run_id, r.flow, r.flow_version, s.step_id, r.trigger_event, r.created_at, s.finished_at FROM run_steps s JOIN runs r ON r.id = s.run_id WHERE s.status = 'completed' AND s.finished_at >= $1 AND s.finished_at < $2 ORDER BY s.finished_at, s.run_id", since, until).await?;
         Ok(rows
             .iter()
             .map(|r| CompletedStepRow {
