@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use junction::config::{Config, Scope, Token};
 use junction_api as api;
 use junction_flows::kpi::{DeclaredKpi, format_time, parse_time};
@@ -26,7 +25,6 @@ use junction_store::Store;
 use junction_tests::{eventually, guests, runtime_with, test_config, test_limits};
 use prometheus_parse::{Scrape, Value as Sample};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 const ADMIN: &str = "admin-token-kpis-0123456789";
 const READER: &str = "reader-token-kpis-0123456789";
@@ -135,15 +133,9 @@ impl Host {
         for (name, value) in headers {
             request = request.header(name, value);
         }
-        let response = self
-            .app
-            .clone()
-            .oneshot(request.body(Body::from(body)).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8(bytes.to_vec()).unwrap())
+        let answer =
+            junction_tests::openapi::send(&self.app, request.body(Body::from(body)).unwrap()).await;
+        (answer.status, answer.text())
     }
 
     async fn call(&self, method: &str, uri: &str, body: impl Into<String>) -> (StatusCode, Value) {
