@@ -12,22 +12,37 @@ use junction_runtime::runtime::CallOptions;
 use junction_store::{AfterFailure, NewDeadLetter, RunWrite};
 use tracing::Instrument;
 
-impl Flows {
-    /// The context jq expressions see: the trigger, completed steps' outputs, the run.
-    fn context(run_id: &str, run: &RunRow, steps: &[StepRow]) -> Value {
-        let mut outputs = Map::new();
-        for s in steps {
-            match s.status.as_str() {
-                "completed" => {
-                    outputs.insert(s.id.clone(), s.output.clone().unwrap_or(Value::Null));
-                }
-                "skipped" => {
-                    outputs.insert(s.id.clone(), Value::Null);
-                }
-                _ => {}
+/// The context jq expressions see: the trigger, the outputs of the steps
+/// that completed (`null` for skipped ones), the run. `steps` gives each
+/// step's id, status and output.
+pub(crate) fn jq_context<'a>(
+    run_id: &str,
+    flow: &str,
+    trigger: Value,
+    steps: impl IntoIterator<Item = (&'a str, &'a str, Option<Value>)>,
+) -> Value {
+    let mut outputs = Map::new();
+    for (id, status, output) in steps {
+        match status {
+            "completed" => {
+                outputs.insert(id.to_string(), output.unwrap_or(Value::Null));
             }
+            "skipped" => {
+                outputs.insert(id.to_string(), Value::Null);
+            }
+            _ => {}
         }
-        json!({"trigger": run.trigger, "steps": outputs, "run": {"id": run_id, "flow": run.flow}})
+    }
+    json!({"trigger": trigger, "steps": outputs, "run": {"id": run_id, "flow": flow}})
+}
+
+impl Flows {
+    /// The context jq expressions see during `run`.
+    fn context(run_id: &str, run: &RunRow, steps: &[StepRow]) -> Value {
+        let steps = steps
+            .iter()
+            .map(|s| (s.id.as_str(), s.status.as_str(), s.output.clone()));
+        jq_context(run_id, &run.flow, run.trigger.clone(), steps)
     }
 
     /// One forward move. Returns whether to keep going.

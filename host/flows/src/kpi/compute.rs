@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use junction_store::{CompletedStepRow, KpiRunRow, StepRow, Store, TouchKind};
 
@@ -384,24 +384,15 @@ async fn start_of(
 
 /// The run context a `from_time` expression sees, as steps' jq does.
 fn context(row: &CompletedStepRow, steps: &[StepRow]) -> Value {
-    let mut outputs = Map::new();
-    for s in steps {
-        match s.status.as_str() {
-            "completed" => {
-                let output = s
-                    .output
-                    .as_deref()
-                    .and_then(|o| serde_json::from_str(o).ok());
-                outputs.insert(s.id.clone(), output.unwrap_or(Value::Null));
-            }
-            "skipped" => {
-                outputs.insert(s.id.clone(), Value::Null);
-            }
-            _ => {}
-        }
-    }
     let trigger: Value = serde_json::from_str(&row.trigger).unwrap_or(Value::Null);
-    json!({"trigger": trigger, "steps": outputs, "run": {"id": row.run_id, "flow": row.flow}})
+    let steps = steps.iter().map(|s| {
+        let output = s
+            .output
+            .as_deref()
+            .and_then(|o| serde_json::from_str(o).ok());
+        (s.id.as_str(), s.status.as_str(), output)
+    });
+    crate::step::jq_context(&row.run_id, &row.flow, trigger, steps)
 }
 
 /// A time as RFC 3339 text or ms since the epoch.
@@ -454,6 +445,7 @@ fn manual_touch(runs: &[KpiRunRow], touches: &[junction_store::TouchRow]) -> Man
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn times_are_rfc3339_or_milliseconds() {
