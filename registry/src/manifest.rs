@@ -140,15 +140,39 @@ pub struct Limits {
     /// Calls in flight at once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u64>,
+    /// Log lines one call may write.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_lines: Option<u64>,
+    /// Log bytes one call may write.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_bytes: Option<u64>,
+    /// Keys the plugin's kv may hold on one connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_keys: Option<u64>,
+    /// Bytes the plugin's kv may hold on one connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_bytes: Option<u64>,
+    /// Outbound requests one call may send.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbound_requests: Option<u64>,
+    /// Response body bytes one call may read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_response_bytes: Option<u64>,
 }
 
 impl Limits {
-    fn entries(&self) -> [(&'static str, Option<u64>); 4] {
+    fn entries(&self) -> [(&'static str, Option<u64>); 10] {
         [
             ("memory_mib", self.memory_mib),
             ("deadline_ms", self.deadline_ms),
             ("output_bytes", self.output_bytes),
             ("concurrency", self.concurrency),
+            ("log_lines", self.log_lines),
+            ("log_bytes", self.log_bytes),
+            ("kv_keys", self.kv_keys),
+            ("kv_bytes", self.kv_bytes),
+            ("outbound_requests", self.outbound_requests),
+            ("call_response_bytes", self.call_response_bytes),
         ]
     }
 

@@ -478,6 +478,20 @@ async fn each_error_status() {
         StatusCode::BAD_GATEWAY,
         "upstream_unauthorized",
     );
+    // 403: the egress policy refuses the request (no grant for the stand-in's
+    // loopback address), and the answer names the setting, not the plugin.
+    let mut spec = api.jira_spec("jira-api-token");
+    spec["private_hosts"] = json!([]);
+    let (status, _) = api
+        .call("PUT", "/v1/connections/jira", Some(ADMIN), Some(spec))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = api
+        .call("POST", "/v1/connections/jira/check", Some(INVOKER), None)
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "egress_denied");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("`private_hosts`"), "{body}");
     // 502 / 504: the plugin crashes or runs out of time.
     let (status, body) = api
         .call(

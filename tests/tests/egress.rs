@@ -88,16 +88,16 @@ async fn non_public_destinations_are_refused_after_resolution() {
         // A DNS name that resolves to loopback.
         format!("http://localhost:{port}/"),
     ] {
+        // The refusal is the policy's, naming the setting, not "the plugin failed".
         let err = fetch(&rt, "web", &url).await.unwrap_err();
-        assert!(
-            err.to_string().contains("its address is not allowed"),
-            "{url}: {err}"
-        );
+        assert_eq!(err.outcome(), "egress_denied", "{url}: {err}");
+        assert!(err.to_string().contains("private_hosts"), "{url}: {err}");
     }
     let err = fetch(&rt, "web", "http://not-listed.example/")
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("allowlist"), "{err}");
+    assert_eq!(err.outcome(), "egress_denied", "{err}");
+    assert!(err.to_string().contains("`allowed_hosts`"), "{err}");
     assert_eq!(
         hits.load(Ordering::SeqCst),
         0,

@@ -480,3 +480,261 @@ async fn a_flood_of_outputs_is_refused() {
         json!({})
     );
 }
+
+/// A runtime with `limits` and the hostile guest loaded.
+async fn hostile_runtime(limits: junction_runtime::engine::Limits) -> Arc<Runtime> {
+    let rt = runtime(limits).await;
+    rt.load_plugin(&guests::bytes(guests::HOSTILE))
+        .await
+        .unwrap();
+    rt
+}
+
+/// The connection `web` of the hostile guest, allowed to reach `server`.
+async fn connect_web(rt: &Runtime, server: &str) {
+    rt.put_connection(
+        "web",
+        ConnectionSpec {
+            plugin: "hostile".into(),
+            allowed_hosts: vec![server.to_string()],
+            private_hosts: vec![server.to_string()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// Everything the host logs on this thread while it is alive (a
+/// current-thread test runtime runs the calls on this thread).
+struct HostLog {
+    text: Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl HostLog {
+    fn capture() -> HostLog {
+        let text: Arc<std::sync::Mutex<Vec<u8>>> = Arc::default();
+        let sink = text.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || LogSink(sink.clone()))
+            .finish();
+        HostLog {
+            text,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned()
+    }
+}
+
+struct LogSink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The value of `junction_quota_refusals_total` for `plugin` and `quota`.
+async fn quota_refusals(rt: &Runtime, plugin: &str, quota: &str) -> u64 {
+    let text = rt.metrics_text().await.unwrap();
+    let series = format!("junction_quota_refusals_total{{plugin=\"{plugin}\",quota=\"{quota}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_log_flood_leaves_at_most_the_quota_in_the_host_log() {
+    let limits = junction_runtime::engine::Limits {
+        deadline_ms: 60_000,
+        log_lines: 1_000,
+        log_bytes: 1024 * 1024,
+        ..test_limits()
+    };
+    let rt = hostile_runtime(limits).await;
+    connect(&rt, "hostile", "hostile", vec![]).await;
+    let log = HostLog::capture();
+    // 100,000 lines of 64 KiB: 6.25 GiB offered to the log.
+    let out = invoke(
+        &rt,
+        "hostile",
+        "log-flood",
+        json!({"count": 100_000, "bytes": 65_536}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["written"], 100_000);
+    let text = log.text();
+    let plugin_lines = text.lines().filter(|l| l.contains("xxxxxxxx")).count();
+    assert_eq!(plugin_lines, 16, "1 MiB of 64 KiB lines");
+    assert!(
+        text.len() < 1024 * 1024 + 64 * 1024,
+        "the host log got {} bytes",
+        text.len()
+    );
+    assert!(
+        text.contains("99984 log lines of this call were dropped"),
+        "one line says how many: {}",
+        text.lines()
+            .filter(|l| !l.contains("xxxxxxxx"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(quota_refusals(&rt, "hostile", "log_bytes").await, 1);
+
+    // Many short lines stop at the line quota.
+    invoke(
+        &rt,
+        "hostile",
+        "log-flood",
+        json!({"count": 5_000, "bytes": 1}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        log.text()
+            .contains("4000 log lines of this call were dropped")
+    );
+    assert_eq!(quota_refusals(&rt, "hostile", "log_lines").await, 1);
+}
+
+#[tokio::test]
+async fn the_log_rate_is_shared_by_a_plugins_calls() {
+    let limits = junction_runtime::engine::Limits {
+        log_rate_lines: 100,
+        ..test_limits()
+    };
+    let rt = hostile_runtime(limits).await;
+    connect(&rt, "hostile", "hostile", vec![]).await;
+    let log = HostLog::capture();
+    let started = Instant::now();
+    for _ in 0..3 {
+        invoke(
+            &rt,
+            "hostile",
+            "log-flood",
+            json!({"count": 1_000, "bytes": 8}),
+        )
+        .await
+        .unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let written = log
+        .text()
+        .lines()
+        .filter(|l| l.contains("xxxxxxxx"))
+        .count();
+    // A burst of one second's worth, then 100 a second while the calls ran.
+    let most = 100 + (100.0 * elapsed).ceil() as usize + 1;
+    assert!(
+        (100..=most).contains(&written),
+        "{written} lines passed in {elapsed:.2} s; at most {most} may"
+    );
+    assert!(log.text().contains("beyond the plugin's log rate"));
+    assert!(quota_refusals(&rt, "hostile", "log_rate").await >= 1);
+}
+
+#[tokio::test]
+async fn filling_kv_stops_at_the_quota_and_the_store_holds_no_more() {
+    let limits = junction_runtime::engine::Limits {
+        deadline_ms: 60_000,
+        kv_bytes: 1024 * 1024,
+        kv_keys: 100,
+        ..test_limits()
+    };
+    let rt = hostile_runtime(limits).await;
+    connect(&rt, "hostile", "hostile", vec![]).await;
+    connect(&rt, "other", "hostile", vec![]).await;
+
+    // Values of 64 KiB: the byte quota (1 MiB) comes first, at 15 keys.
+    let out = invoke(
+        &rt,
+        "hostile",
+        "kv-fill",
+        json!({"count": 1_000_000, "bytes": 65_536}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["stored"], 15, "{out}");
+    let error = out["error"].as_str().unwrap();
+    assert!(error.contains("kv quota"), "{error}");
+    assert!(error.contains("kv_bytes"), "{error}");
+    let usage = rt.store().kv_usage("hostile", "hostile").await.unwrap();
+    assert_eq!(usage.keys, 15);
+    assert!(usage.bytes <= 1024 * 1024, "{usage:?}");
+    let stored = rt.store().kv_list("hostile", "hostile", "").await.unwrap();
+    assert_eq!(stored.len(), 15);
+    assert_eq!(quota_refusals(&rt, "hostile", "kv_bytes").await, 1);
+
+    // Small values: the key quota, on a connection of its own.
+    let out = invoke(&rt, "other", "kv-fill", json!({"count": 1_000, "bytes": 1}))
+        .await
+        .unwrap();
+    assert_eq!(out["stored"], 100, "{out}");
+    assert!(out["error"].as_str().unwrap().contains("kv_keys"), "{out}");
+    assert_eq!(quota_refusals(&rt, "hostile", "kv_keys").await, 1);
+}
+
+#[tokio::test]
+async fn a_call_sends_and_reads_at_most_its_quota() {
+    let limits = junction_runtime::engine::Limits {
+        outbound_requests: 10,
+        ..test_limits()
+    };
+    let rt = hostile_runtime(limits).await;
+    let server = header_echo_server().await;
+    connect_web(&rt, &server).await;
+    let url = format!("http://{server}/x");
+    let out = invoke(
+        &rt,
+        "web",
+        "request-flood",
+        json!({"count": 50, "url": url}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["sent"], 10, "{out}");
+    assert!(
+        out["error"].as_str().unwrap().contains("outbound_requests"),
+        "{out}"
+    );
+    assert_eq!(quota_refusals(&rt, "hostile", "outbound_requests").await, 1);
+    // The next call has a quota of its own.
+    let out = invoke(&rt, "web", "request-flood", json!({"count": 5, "url": url}))
+        .await
+        .unwrap();
+    assert_eq!(out["sent"], 5, "{out}");
+
+    // Response bytes over all of a call's requests.
+    let limits = junction_runtime::engine::Limits {
+        call_response_bytes: 1_000,
+        ..test_limits()
+    };
+    let rt = hostile_runtime(limits).await;
+    connect_web(&rt, &server).await;
+    let out = invoke(
+        &rt,
+        "web",
+        "request-flood",
+        json!({"count": 1_000, "url": url}),
+    )
+    .await
+    .unwrap();
+    let bytes = out["bytes"].as_u64().unwrap();
+    assert!(bytes <= 1_000, "{out}");
+    assert!(out["sent"].as_u64().unwrap() < 1_000, "{out}");
+    assert_eq!(
+        quota_refusals(&rt, "hostile", "call_response_bytes").await,
+        1
+    );
+}

@@ -21,7 +21,9 @@ use junction_runtime::webhooks::Scheme;
 use junction_store::audit::{Outcome, Record};
 use junction_store::idempotency::{Claim, request_digest};
 use junction_store::secrets::generate_key;
-use junction_store::{Auth, Backend, Connection, Store, StoredVersion, WebhookSettings};
+use junction_store::{
+    Auth, Backend, Connection, KvQuota, KvUsage, Store, StoredVersion, WebhookSettings,
+};
 use junction_tests::{guests, test_config, test_limits};
 use serde_json::{Value, json};
 use sqlx::AnyPool;
@@ -112,6 +114,7 @@ junction_tests::sqlite_and_postgres!("store":
     connections_round_trip_with_secrets_sealed,
     another_key_is_refused_at_open,
     kv_is_scoped_and_keeps_bytes,
+    kv_quota_holds_under_concurrent_writers,
     packages_versions_and_activations,
     the_audit_log_is_append_only,
     flow_deploys_are_versioned,
@@ -217,11 +220,17 @@ async fn kv_is_scoped_and_keeps_bytes(postgres: Option<String>) {
     let store = db.open().await;
     let every_byte: Vec<u8> = (0..=255).collect();
     store
-        .kv_set("p", "c1", "cursor", &every_byte)
+        .kv_set("p", "c1", "cursor", &every_byte, KvQuota::UNLIMITED)
         .await
         .unwrap();
-    store.kv_set("p", "c2", "cursor", b"2").await.unwrap();
-    store.kv_set("q", "c1", "cursor", b"3").await.unwrap();
+    store
+        .kv_set("p", "c2", "cursor", b"2", KvQuota::UNLIMITED)
+        .await
+        .unwrap();
+    store
+        .kv_set("q", "c1", "cursor", b"3", KvQuota::UNLIMITED)
+        .await
+        .unwrap();
     assert_eq!(
         store.kv_get("p", "c1", "cursor").await.unwrap(),
         Some(every_byte)
@@ -231,13 +240,19 @@ async fn kv_is_scoped_and_keeps_bytes(postgres: Option<String>) {
         Some(b"2".to_vec())
     );
     assert_eq!(store.kv_get("p", "c3", "cursor").await.unwrap(), None);
-    store.kv_set("p", "c1", "cursor", b"").await.unwrap();
+    store
+        .kv_set("p", "c1", "cursor", b"", KvQuota::UNLIMITED)
+        .await
+        .unwrap();
     assert_eq!(
         store.kv_get("p", "c1", "cursor").await.unwrap(),
         Some(Vec::new())
     );
     for key in ["cursor-2", "Cursor", "other", "cur%", "cur_x"] {
-        store.kv_set("p", "c1", key, b"x").await.unwrap();
+        store
+            .kv_set("p", "c1", key, b"x", KvQuota::UNLIMITED)
+            .await
+            .unwrap();
     }
     // A prefix is matched exactly: case counts, `%` and `_` are not wildcards.
     assert_eq!(
@@ -248,6 +263,85 @@ async fn kv_is_scoped_and_keeps_bytes(postgres: Option<String>) {
     store.kv_delete("p", "c1", "cursor").await.unwrap();
     store.kv_delete("p", "c1", "cursor").await.unwrap();
     assert_eq!(store.kv_get("p", "c1", "cursor").await.unwrap(), None);
+}
+
+async fn kv_quota_holds_under_concurrent_writers(postgres: Option<String>) {
+    let db = &Db::new(postgres);
+    let store = db.open().await;
+    // Ten keys of 2 + 8 bytes each fill a 100-byte quota exactly.
+    let quota = KvQuota {
+        keys: 1_000,
+        bytes: 100,
+    };
+    let writers = (0..40).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .kv_set("p", "c", &format!("{i:02}"), b"12345678", quota)
+                .await
+        })
+    });
+    let mut stored = 0;
+    for writer in writers {
+        match writer.await.unwrap() {
+            Ok(()) => stored += 1,
+            Err(junction_store::Error::KvQuota(over)) => {
+                assert_eq!(over.what, "bytes");
+                let message = over.to_string();
+                assert!(message.contains("kv_bytes"), "{message}");
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!(stored, 10, "exactly the quota's worth of writes pass");
+    let usage = store.kv_usage("p", "c").await.unwrap();
+    assert_eq!(
+        usage,
+        KvUsage {
+            keys: 10,
+            bytes: 100
+        }
+    );
+    let keys = store.kv_list("p", "c", "").await.unwrap();
+    assert_eq!(keys.len(), 10);
+    // The same key rewritten no larger passes at the quota; larger does not.
+    let first = &keys[0];
+    store
+        .kv_set("p", "c", first, b"abcdefgh", quota)
+        .await
+        .unwrap();
+    let err = store
+        .kv_set("p", "c", first, b"abcdefghi", quota)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, junction_store::Error::KvQuota(_)), "{err}");
+    // A delete frees its share; another connection has its own quota.
+    store.kv_delete("p", "c", first).await.unwrap();
+    store
+        .kv_set("p", "c", "new", b"1234567", quota)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.kv_usage("p", "c").await.unwrap(),
+        KvUsage {
+            keys: 10,
+            bytes: 100
+        }
+    );
+    store
+        .kv_set("p", "other", "00", b"12345678", quota)
+        .await
+        .unwrap();
+    let keys_quota = KvQuota {
+        keys: 1,
+        bytes: 1_000,
+    };
+    let err = store
+        .kv_set("p", "other", "01", b"x", keys_quota)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("kv_keys"), "{err}");
 }
 
 fn version(name: &str, version: &str, digest: &str, at: &str) -> StoredVersion {

@@ -19,6 +19,9 @@ pub enum ErrorCode {
     BadRequest,
     /// The request conflicts with the current state (a digest mismatch, a version in use, a duplicate).
     Conflict,
+    /// The host's egress policy refused a request of the plugin; the message
+    /// names the host and the setting that would allow it.
+    EgressDenied,
     /// The token's scope does not cover this endpoint.
     Forbidden,
     /// A request with this `Idempotency-Key` is still running: retry after `Retry-After`.
@@ -87,6 +90,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::EgressDenied => "egress_denied",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::IdempotencyKeyInFlight => "idempotency_key_in_flight",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
@@ -144,7 +148,10 @@ pub(crate) enum Refused {
     /// No `Authorization: Bearer` header, or an unknown token (`unauthorized`).
     #[response(status = 401)]
     Unauthorized(ErrorBody),
-    /// The token's scope does not cover the endpoint (`forbidden`).
+    /// The token's scope does not cover the endpoint (`forbidden`); on an
+    /// endpoint that calls a plugin, also a request of the plugin that the
+    /// egress policy refused (`egress_denied`, naming the setting that would
+    /// allow it).
     #[response(status = 403)]
     Forbidden(ErrorBody),
 }
@@ -302,6 +309,9 @@ impl From<CallError> for ApiError {
             CallError::Busy { retry_after_ms, .. } => {
                 ApiError::new(S::SERVICE_UNAVAILABLE, ErrorCode::PluginBusy, message)
                     .retry_after(retry_after_ms.div_ceil(1000))
+            }
+            CallError::EgressDenied { .. } => {
+                ApiError::new(S::FORBIDDEN, ErrorCode::EgressDenied, message)
             }
             CallError::Internal(detail) => {
                 tracing::error!(%detail, "internal error during a plugin call");

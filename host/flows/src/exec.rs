@@ -62,6 +62,7 @@ pub(crate) fn classify(err: CallError) -> Failure {
         | CallError::WrongWorld { .. } => ("configuration", false, None),
         CallError::InvalidJson(_) => ("invalid_input", false, None),
         CallError::LimitExceeded { .. } => ("limit_exceeded", false, None),
+        CallError::EgressDenied { .. } => ("egress_denied", false, None),
         CallError::OutputTooLarge { .. } | CallError::BadOutput(_) => ("bad_output", false, None),
     };
     Failure {

@@ -58,7 +58,9 @@ pub(crate) async fn admit(plugin: &Plugin) -> Result<tokio::sync::OwnedSemaphore
 /// The result of a call that can fail with a plugin error. When the host's
 /// rate gate refused one of the call's requests and the call then failed,
 /// the caller is told `rate-limited` with the wait, whatever the plugin
-/// made of the refused request.
+/// made of the refused request; when the egress policy refused one and the
+/// plugin then reported an error, the caller is told `egress_denied` with
+/// the setting that would allow it, not that the plugin failed.
 pub(crate) fn conclude<T>(
     outcome: Result<Result<T, PluginError>, CallError>,
     store: &WasmStore<HostState>,
@@ -66,16 +68,22 @@ pub(crate) fn conclude<T>(
     if let Ok(Ok(value)) = outcome {
         return Ok(value);
     }
-    let limited = *store
-        .data()
-        .outbound
-        .signals
+    let signals = &store.data().outbound.signals;
+    let limited = *signals
         .rate_limited
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     if let Some(wait) = limited {
         let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
         return Err(CallError::Plugin(PluginError::RateLimited(ms)));
+    }
+    let denied = signals
+        .egress_denied
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let (Some((denial, fix)), Ok(Err(_))) = (denied, &outcome) {
+        return Err(CallError::EgressDenied { denial, fix });
     }
     outcome?.map_err(CallError::Plugin)
 }
@@ -180,6 +188,7 @@ pub(crate) fn settle<T>(
     deadline_ms: u64,
 ) -> Result<T, CallError> {
     let state = store.data();
+    state.report_dropped_logs();
     tracing::Span::current().record("memory.peak_bytes", state.limiter.memory_peak);
     let err = match ran {
         None => return Err(CallError::Timeout { deadline_ms }),

@@ -48,6 +48,24 @@ pub struct Limits {
     /// How long a call waits in line for a free slot before it is refused
     /// (503 with `Retry-After`), in milliseconds.
     pub queue_ms: u64,
+    /// Log lines one call may write; beyond it lines are dropped and one
+    /// line at the end of the call says how many.
+    pub log_lines: u64,
+    /// Log bytes one call may write (the same).
+    pub log_bytes: u64,
+    /// Log lines per second one plugin version may write over all its
+    /// calls (bursts of one second's worth); beyond it lines are dropped.
+    pub log_rate_lines: u32,
+    /// Log bytes per second one plugin version may write (the same).
+    pub log_rate_bytes: u32,
+    /// Keys one plugin's kv may hold on one connection.
+    pub kv_keys: u64,
+    /// Bytes (keys and values) one plugin's kv may hold on one connection.
+    pub kv_bytes: u64,
+    /// Outbound requests one call may send.
+    pub outbound_requests: u64,
+    /// Response body bytes one call may read, over all its requests.
+    pub call_response_bytes: u64,
 }
 
 impl Default for Limits {
@@ -64,6 +82,14 @@ impl Default for Limits {
             response_bytes: 8 * 1024 * 1024,
             concurrency: 64,
             queue_ms: 1_000,
+            log_lines: 10_000,
+            log_bytes: 4 * 1024 * 1024,
+            log_rate_lines: 5_000,
+            log_rate_bytes: 4 * 1024 * 1024,
+            kv_keys: 100_000,
+            kv_bytes: 64 * 1024 * 1024,
+            outbound_requests: 1_000,
+            call_response_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -89,6 +115,12 @@ impl Limits {
             output_bytes: min(self.output_bytes, asked.output_bytes),
             concurrency: u32::try_from(min(u64::from(self.concurrency), asked.concurrency))
                 .unwrap_or(self.concurrency),
+            log_lines: min(self.log_lines, asked.log_lines),
+            log_bytes: min(self.log_bytes, asked.log_bytes),
+            kv_keys: min(self.kv_keys, asked.kv_keys),
+            kv_bytes: min(self.kv_bytes, asked.kv_bytes),
+            outbound_requests: min(self.outbound_requests, asked.outbound_requests),
+            call_response_bytes: min(self.call_response_bytes, asked.call_response_bytes),
             ..self.clone()
         }
     }

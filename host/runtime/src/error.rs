@@ -93,6 +93,15 @@ pub enum CallError {
         /// When to retry.
         retry_after_ms: u64,
     },
+    /// The egress policy refused a request of the call, and the plugin then
+    /// failed: the refusal and the setting that would allow the request.
+    #[error("{denial}; {fix}")]
+    EgressDenied {
+        /// What was refused and why.
+        denial: String,
+        /// The setting that would allow it.
+        fix: &'static str,
+    },
     /// The host failed (store, instantiation); not the caller's nor the plugin's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -122,6 +131,7 @@ impl CallError {
             CallError::Trap(_) => "trapped",
             CallError::OutputTooLarge { .. } | CallError::BadOutput(_) => "bad_output",
             CallError::Busy { .. } => "busy",
+            CallError::EgressDenied { .. } => "egress_denied",
             CallError::Internal(_) => "internal",
         }
     }

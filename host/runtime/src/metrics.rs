@@ -94,6 +94,12 @@ struct VersionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuotaLabels {
+    plugin: String,
+    quota: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WebhookLabels {
     connection: String,
     outcome: &'static str,
@@ -129,6 +135,7 @@ pub struct Metrics {
     slots_in_use: Family<VersionLabels, Gauge>,
     slots: Family<VersionLabels, Gauge>,
     versions_loaded: Family<PluginLabels, Gauge>,
+    quota_refusals: Family<QuotaLabels, Counter>,
     webhooks: Family<WebhookLabels, Counter>,
     runs_started: Family<FlowLabels, Counter>,
     runs_finished: Family<RunLabels, Counter>,
@@ -162,6 +169,7 @@ impl Metrics {
             slots_in_use: Family::default(),
             slots: Family::default(),
             versions_loaded: Family::default(),
+            quota_refusals: Family::default(),
             webhooks: Family::default(),
             runs_started: Family::default(),
             runs_finished: Family::default(),
@@ -217,6 +225,11 @@ impl Metrics {
             "junction_plugin_versions_loaded",
             "Plugin versions loaded, by plugin",
             m.versions_loaded.clone(),
+        );
+        r.register(
+            "junction_quota_refusals",
+            "Plugin calls that reached a quota, by plugin and quota (the `[limits]` key); each call counts once per quota",
+            m.quota_refusals.clone(),
         );
         r.register(
             "junction_webhooks",
@@ -317,6 +330,20 @@ impl Metrics {
                 connection: connection.to_string(),
                 host: host.to_string(),
                 status,
+            })
+            .inc();
+    }
+
+    /// Records that a call of `plugin` reached `quota`.
+    pub(crate) fn record_quota_refusal(
+        &self,
+        plugin: &str,
+        quota: crate::capabilities::quota::Quota,
+    ) {
+        self.quota_refusals
+            .get_or_create(&QuotaLabels {
+                plugin: plugin.to_string(),
+                quota: quota.as_str(),
             })
             .inc();
     }

@@ -34,6 +34,8 @@ pub struct Plugin {
     pub(crate) limits: crate::engine::Limits,
     /// Slots for concurrent calls of this version.
     pub(crate) slots: Arc<tokio::sync::Semaphore>,
+    /// The log rate all calls of this version share.
+    pub(crate) log_rate: Arc<crate::capabilities::quota::LogRate>,
 }
 
 /// Where an uploaded plugin version came from.

@@ -22,7 +22,8 @@ pub(crate) use crate::call::{
     DeadlineExceeded, admit, call_span, check_output, conclude, export, record_plugin,
     run_with_deadline, settle, traced, wrong_world,
 };
-use crate::capabilities::http::{Net, Outbound};
+use crate::capabilities::http::{Net, Outbound, Signals};
+use crate::capabilities::quota::{LogRate, OutboundBudget, Refusals};
 use crate::capabilities::{self, HostState, Imports, Scope};
 use crate::config::RuntimeConfig;
 pub use crate::connections::ConnectionSpec;
@@ -262,6 +263,7 @@ impl Runtime {
             digest: inspection.digest,
             pre,
             package,
+            log_rate: Arc::new(LogRate::new(&limits)),
             limits,
             slots,
         });
@@ -275,7 +277,7 @@ impl Runtime {
             connection: None,
             config: BTreeMap::new(),
         });
-        let mut store = self.new_store(scope, Outbound::default(), false, self.limits());
+        let mut store = self.new_store(scope, Outbound::default(), false, self.limits(), None);
         let deadline = self.limits().deadline();
         let result = run_with_deadline(&mut store, deadline, async |store| match pre {
             Pre::Connector(pre) => {
@@ -459,7 +461,17 @@ impl Runtime {
             config: BTreeMap::new(),
         });
         let _slot = admit(&plugin).await?;
-        let mut store = self.new_store(scope, Outbound::default(), false, &plugin.limits);
+        let outbound = Outbound {
+            signals: self.signals(&plugin, plugin.name().into()),
+            ..Outbound::default()
+        };
+        let mut store = self.new_store(
+            scope,
+            outbound,
+            false,
+            &plugin.limits,
+            Some(plugin.log_rate.clone()),
+        );
         let result = run_with_deadline(&mut store, plugin.limits.deadline(), async |store| {
             let apply = export::<(&str,), (Result<Vec<String>, PluginError>,)>(
                 pre.instance_pre(),
@@ -489,11 +501,17 @@ impl Runtime {
             plugin: bound.plugin.clone(),
             connection: bound.connection.clone(),
             deadline: Some(Instant::now() + limits.deadline()),
-            signals: Arc::default(),
+            signals: self.signals(plugin, bound.plugin.clone()),
             trace: Some(trace.clone()),
             metrics: Some(self.metrics.clone()),
         };
-        let store = self.new_store(bound.scope.clone(), outbound, true, limits);
+        let store = self.new_store(
+            bound.scope.clone(),
+            outbound,
+            true,
+            limits,
+            Some(plugin.log_rate.clone()),
+        );
         let ctx = CallContext {
             tenant: "default".into(),
             connection: conn.name.clone(),
@@ -506,15 +524,25 @@ impl Runtime {
         Ok((store, ctx))
     }
 
+    /// A fresh budget and refusal record for one call of `plugin` (`name`).
+    fn signals(&self, plugin: &Plugin, name: Arc<str>) -> Arc<Signals> {
+        Arc::new(Signals {
+            budget: OutboundBudget::new(&plugin.limits),
+            refusals: Refusals::new(name, Some(self.metrics.clone())),
+            ..Signals::default()
+        })
+    }
+
     pub(crate) fn new_store(
         &self,
         scope: Arc<Scope>,
         outbound: Outbound,
         with_kv: bool,
         limits: &Limits,
+        log_rate: Option<Arc<LogRate>>,
     ) -> WasmStore<HostState> {
         let kv_store = with_kv.then(|| self.store.clone());
-        let state = HostState::new(scope, limits, outbound, kv_store);
+        let state = HostState::new(scope, limits, outbound, kv_store, log_rate);
         let mut store = WasmStore::new(self.sandbox.engine(), state);
         store.limiter(|state| &mut state.limiter);
         let deadline = Instant::now() + limits.deadline();

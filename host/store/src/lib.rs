@@ -53,6 +53,7 @@ pub use flows::{
     DeployOutcome, FlowRow, FlowSource, FlowVersionRow, NewFlowVersion, ScheduleUpdate,
 };
 pub use kpis::{CompletedStepRow, KpiRunRow, KpiStepRow, TouchRow};
+pub use kv::{KvOverQuota, KvQuota, KvUsage};
 pub use packages::StoredVersion;
 pub use runs::{NewEventRun, NewRun, NewStep, RunRow, StartedEventRun, StepRow};
 pub use schedules::DueSchedule;
@@ -73,6 +74,9 @@ pub enum Error {
     /// A stored JSON column did not decode.
     #[error("stored data is corrupt: {0}")]
     Corrupt(#[from] serde_json::Error),
+    /// A kv write would take the connection's kv over its quota.
+    #[error(transparent)]
+    KvQuota(#[from] KvOverQuota),
     /// The key that seals connection secrets could not be loaded or created.
     #[error("{0}")]
     Key(String),

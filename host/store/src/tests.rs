@@ -37,32 +37,6 @@ async fn connections_round_trip_and_replace() {
 }
 
 #[tokio::test]
-async fn kv_is_scoped_by_plugin_and_connection() {
-    let store = Store::in_memory().await.unwrap();
-    store.kv_set("p", "c1", "cursor", b"1").await.unwrap();
-    store.kv_set("p", "c2", "cursor", b"2").await.unwrap();
-    store.kv_set("q", "c1", "cursor", b"3").await.unwrap();
-    assert_eq!(
-        store.kv_get("p", "c1", "cursor").await.unwrap(),
-        Some(b"1".to_vec())
-    );
-    assert_eq!(
-        store.kv_get("p", "c2", "cursor").await.unwrap(),
-        Some(b"2".to_vec())
-    );
-    assert_eq!(store.kv_get("p", "c3", "cursor").await.unwrap(), None);
-    store.kv_set("p", "c1", "cursor", b"9").await.unwrap();
-    store.kv_set("p", "c1", "other", b"x").await.unwrap();
-    assert_eq!(
-        store.kv_list("p", "c1", "cur").await.unwrap(),
-        vec!["cursor"]
-    );
-    store.kv_delete("p", "c1", "cursor").await.unwrap();
-    store.kv_delete("p", "c1", "cursor").await.unwrap();
-    assert_eq!(store.kv_get("p", "c1", "cursor").await.unwrap(), None);
-}
-
-#[tokio::test]
 async fn file_database_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("j.db");

@@ -367,6 +367,29 @@ pub enum EgressDenied {
     },
 }
 
+impl EgressDenied {
+    /// What would allow the request, when a setting would: the policy's
+    /// refusals name it; a host that does not resolve is no refusal of policy.
+    pub fn fix(&self) -> Option<&'static str> {
+        match self {
+            EgressDenied::InvalidHost { .. } => {
+                Some("the plugin asked for a malformed host; check the URL it was given")
+            }
+            EgressDenied::NotAllowed { .. } => Some(
+                "add the host to the connection's `allowed_hosts` if this connection may reach it",
+            ),
+            EgressDenied::NotDeclared { .. } => Some(
+                "the plugin's manifest must list the host in `capabilities.outbound_hosts`: \
+                 that takes a new plugin version from its vendor",
+            ),
+            EgressDenied::NonPublicAddress { .. } => Some(
+                "add the host to the connection's `private_hosts` to let it reach a non-public address",
+            ),
+            EgressDenied::Unresolvable { .. } => None,
+        }
+    }
+}
+
 /// The egress rules for one plugin on one connection.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EgressPolicy {

@@ -25,6 +25,7 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 
 use super::egress::{EgressDenied, EgressPolicy};
 use super::oauth::{TOKEN_RESPONSE_BYTES, TOKEN_TIMEOUT, TokenSource};
+use super::quota::{OutboundBudget, Quota, Refusals};
 use super::ratelimit::RateGate;
 use crate::trace::{TRACEPARENT, TraceContext};
 
@@ -215,11 +216,19 @@ impl tower::Service<Name> for PinnedResolver {
     }
 }
 
-/// What a call learned from its outbound requests.
+/// What a call learned from its outbound requests, and what it may still
+/// send and read.
 #[derive(Debug, Default)]
 pub struct Signals {
     /// Set when the connection's rate limit refused a request: how long to wait.
     pub rate_limited: Mutex<Option<Duration>>,
+    /// Set when the egress policy refused a request: the refusal and the
+    /// setting that would allow it.
+    pub egress_denied: Mutex<Option<(String, &'static str)>>,
+    /// The call's outbound requests and response bytes left.
+    pub budget: OutboundBudget,
+    /// The quotas that refused something in this call.
+    pub refusals: Refusals,
 }
 
 /// The outbound side of one call.
@@ -286,8 +295,25 @@ impl Outbound {
             self.refuse(&target, &"this call has no network access");
             return Err(HttpError::HttpRequestDenied);
         };
+        if !self.signals.budget.take_request() {
+            self.signals.refusals.note(Quota::OutboundRequests);
+            self.refuse(
+                &target,
+                &"the call has sent its quota of requests (`[limits] outbound_requests`)",
+            );
+            return Err(HttpError::InternalError(Some(
+                "this call has sent as many requests as `[limits] outbound_requests` allows".into(),
+            )));
+        }
         if let Err(denied) = net.admit(&host, port, true).await {
             self.refuse(&target, &denied);
+            if let Some(fix) = denied.fix() {
+                *self
+                    .signals
+                    .egress_denied
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some((denied.to_string(), fix));
+            }
             return Err(match denied {
                 EgressDenied::NonPublicAddress { .. } => HttpError::DestinationIpProhibited,
                 EgressDenied::Unresolvable { .. } => HttpError::DnsError {
@@ -388,6 +414,7 @@ impl Outbound {
                 inner: incoming,
                 seen: 0,
                 cap,
+                signals: self.signals.clone(),
                 between_bytes,
                 timer: Box::pin(tokio::time::sleep(between_bytes)),
             }
@@ -509,6 +536,8 @@ struct CappedBody {
     inner: hyper::body::Incoming,
     seen: u64,
     cap: u64,
+    /// The call's budget, shared by all its responses.
+    signals: Arc<Signals>,
     between_bytes: Duration,
     timer: Pin<Box<tokio::time::Sleep>>,
 }
@@ -524,8 +553,15 @@ impl Body for CappedBody {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    self.seen = self.seen.saturating_add(data.len() as u64);
+                    let len = data.len() as u64;
+                    self.seen = self.seen.saturating_add(len);
                     if self.seen > self.cap {
+                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(
+                            self.seen,
+                        )))));
+                    }
+                    if !self.signals.budget.take_bytes(len) {
+                        self.signals.refusals.note(Quota::ResponseBytes);
                         return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(
                             self.seen,
                         )))));

@@ -2,9 +2,11 @@
 //! connection, kept in the host's store.
 
 use crate::bindings::junction::plugin::kv::{Error, Host};
-use junction_store::Store;
+use crate::engine::Limits;
+use junction_store::{KvQuota, Store};
 
 use super::HostState;
+use super::quota::Quota;
 
 /// Longest key accepted, in bytes.
 const MAX_KEY_BYTES: usize = 1024;
@@ -15,20 +17,21 @@ pub(crate) struct Kv {
     plugin: String,
     connection: String,
     max_value_bytes: usize,
+    quota: KvQuota,
 }
 
 impl Kv {
-    pub(crate) fn new(
-        store: Store,
-        plugin: String,
-        connection: String,
-        max_value_bytes: u64,
-    ) -> Kv {
+    pub(crate) fn new(store: Store, plugin: String, connection: String, limits: &Limits) -> Kv {
+        let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         Kv {
             store,
             plugin,
             connection,
-            max_value_bytes: usize::try_from(max_value_bytes).unwrap_or(usize::MAX),
+            max_value_bytes: usize::try_from(limits.hostcall_bytes).unwrap_or(usize::MAX),
+            quota: KvQuota {
+                keys: signed(limits.kv_keys),
+                bytes: signed(limits.kv_bytes),
+            },
         }
     }
 }
@@ -87,11 +90,22 @@ impl Host for HostState {
                 kv.max_value_bytes
             ))));
         }
-        Ok(kv
+        let written = kv
             .store
-            .kv_set(&kv.plugin, &kv.connection, &key, &value)
-            .await
-            .map_err(unavailable))
+            .kv_set(&kv.plugin, &kv.connection, &key, &value, kv.quota)
+            .await;
+        match written {
+            Ok(()) => Ok(Ok(())),
+            Err(junction_store::Error::KvQuota(over)) => {
+                self.refusals().note(if over.what == "keys" {
+                    Quota::KvKeys
+                } else {
+                    Quota::KvBytes
+                });
+                Ok(Err(Error::TooLarge(over.to_string())))
+            }
+            Err(e) => Ok(Err(unavailable(e))),
+        }
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), Error>> {

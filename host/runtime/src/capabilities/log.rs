@@ -8,6 +8,10 @@ use super::HostState;
 impl Host for HostState {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         let message = truncate(&message, self.hostcall_bytes);
+        if let Err(quota) = self.log.take(message.len(), self.log_rate.as_deref()) {
+            self.refusals().note(quota);
+            return Ok(());
+        }
         let scope = &self.scope;
         let connection = scope.connection.as_deref().unwrap_or("-");
         macro_rules! emit {
@@ -29,6 +33,28 @@ impl Host for HostState {
             Level::Error => emit!(error),
         }
         Ok(())
+    }
+}
+
+impl HostState {
+    /// Says, in one line, how many log lines the call's quotas dropped.
+    pub(crate) fn report_dropped_logs(&self) {
+        let (quota, rate) = (self.log.dropped, self.log.dropped_by_rate);
+        if quota == 0 && rate == 0 {
+            return;
+        }
+        tracing::warn!(
+            target: "junction::plugin",
+            plugin = %self.scope.plugin,
+            version = %self.scope.version,
+            connection = self.scope.connection.as_deref().unwrap_or("-"),
+            dropped_by_call_quota = quota,
+            dropped_by_rate = rate,
+            "{} log lines of this call were dropped: {quota} beyond the call's quota \
+             (`[limits] log_lines`, `log_bytes`), {rate} beyond the plugin's log rate \
+             (`log_rate_lines`, `log_rate_bytes`)",
+            quota + rate
+        );
     }
 }
 

@@ -10,6 +10,7 @@ pub mod http;
 pub mod kv;
 pub mod log;
 pub mod oauth;
+pub mod quota;
 pub mod ratelimit;
 
 use std::collections::BTreeMap;
@@ -50,6 +51,10 @@ pub struct HostState {
     pub(crate) scope: Arc<Scope>,
     pub(crate) kv: Option<kv::Kv>,
     pub(crate) hostcall_bytes: usize,
+    /// What is left of the call's log quota.
+    pub(crate) log: quota::LogBudget,
+    /// The plugin version's log rate, shared by its calls.
+    pub(crate) log_rate: Option<Arc<quota::LogRate>>,
     output: MemoryOutputPipe,
 }
 
@@ -61,6 +66,7 @@ impl HostState {
         limits: &Limits,
         outbound: http::Outbound,
         store: Option<Store>,
+        log_rate: Option<Arc<quota::LogRate>>,
     ) -> HostState {
         let output = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
         let wasi = WasiCtx::builder()
@@ -75,7 +81,7 @@ impl HostState {
                 store,
                 scope.plugin.clone(),
                 connection.clone(),
-                limits.hostcall_bytes,
+                limits,
             )),
             _ => None,
         };
@@ -88,10 +94,17 @@ impl HostState {
             outbound,
             limiter: Limiter::new(limits),
             hostcall_bytes: usize::try_from(limits.hostcall_bytes).unwrap_or(usize::MAX),
+            log: quota::LogBudget::new(limits),
+            log_rate,
             scope,
             kv,
             output,
         }
+    }
+
+    /// The quotas that refused something in this call.
+    pub(crate) fn refusals(&self) -> &quota::Refusals {
+        &self.outbound.signals.refusals
     }
 
     /// What the plugin wrote to stdout/stderr during the call, lossily decoded.

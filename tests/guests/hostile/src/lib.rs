@@ -1,5 +1,6 @@
 //! A connector that misbehaves on purpose, so tests can check that the host
-//! contains it: it spins, exhausts memory, traps and floods its output.
+//! contains it: it spins, exhausts memory, traps, floods its output, its
+//! log, its kv and the network.
 
 use junction_sdk::{Connector, Context, JsonSchema, Operation, Operations, Result};
 use serde::Deserialize;
@@ -28,6 +29,21 @@ impl Connector for Hostile {
                 "handles",
                 "Creates host resource handles without end and never drops them",
                 handles,
+            ))
+            .with(Operation::new(
+                "log-flood",
+                "Writes the requested number of log lines of the requested size",
+                log_flood,
+            ))
+            .with(Operation::new(
+                "kv-fill",
+                "Sets new keys until the host refuses one; returns how many it took and why it stopped",
+                kv_fill,
+            ))
+            .with(Operation::new(
+                "request-flood",
+                "Sends GET requests to a URL until one fails or the count is reached",
+                request_flood,
             ))
     }
 }
@@ -91,4 +107,46 @@ fn handles(_: &Context, _: Value) -> Result<Value> {
         // Each `Fields` is an entry in the host's resource table.
         std::mem::forget(std::hint::black_box(Fields::new()));
     }
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[schemars(crate = "junction_sdk::schemars")]
+struct Flood {
+    /// Lines (or keys, or requests) to write.
+    count: u64,
+    /// Bytes of each line or value.
+    #[serde(default)]
+    bytes: usize,
+    /// The URL of `request-flood`.
+    #[serde(default)]
+    url: String,
+}
+
+fn log_flood(_: &Context, input: Flood) -> Result<Value> {
+    let line = "x".repeat(input.bytes);
+    for _ in 0..input.count {
+        junction_sdk::log::info(&line);
+    }
+    Ok(json!({"written": input.count}))
+}
+
+fn kv_fill(ctx: &Context, input: Flood) -> Result<Value> {
+    let value = vec![0x5Au8; input.bytes];
+    for i in 0..input.count {
+        if let Err(e) = ctx.kv_set(&format!("k{i:08}"), &value) {
+            return Ok(json!({"stored": i, "error": e.to_string()}));
+        }
+    }
+    Ok(json!({"stored": input.count, "error": null}))
+}
+
+fn request_flood(_: &Context, input: Flood) -> Result<Value> {
+    let mut bytes = 0usize;
+    for i in 0..input.count {
+        match junction_sdk::http::Request::get(input.url.as_str()).send() {
+            Ok(response) => bytes += response.text().len(),
+            Err(e) => return Ok(json!({"sent": i, "bytes": bytes, "error": e.to_string()})),
+        }
+    }
+    Ok(json!({"sent": input.count, "bytes": bytes, "error": null}))
 }
