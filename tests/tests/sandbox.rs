@@ -274,69 +274,84 @@ async fn config_and_kv_are_scoped_to_the_connection() {
 }
 
 /// A loopback HTTP server that answers every request with its own headers.
-async fn header_echo_server() -> String {
+/// The headers of each request a [`header_echo_server`] received.
+type Received = Arc<std::sync::Mutex<Vec<BTreeMap<String, String>>>>;
+
+/// A server that answers every request with its headers as JSON (an
+/// upstream that reflects what it gets), and records them.
+async fn header_echo_server() -> (String, Received) {
     use axum::Router;
     use axum::http::HeaderMap;
-    let app = Router::new().fallback(|headers: HeaderMap| async move {
-        let map: BTreeMap<String, String> = headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        axum::Json(map)
+    let received = Received::default();
+    let record = received.clone();
+    let app = Router::new().fallback(move |headers: HeaderMap| {
+        let record = record.clone();
+        async move {
+            let map: BTreeMap<String, String> = headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect();
+            record.lock().unwrap().push(map.clone());
+            axum::Json(map)
+        }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    addr.to_string()
+    (addr.to_string(), received)
 }
 
 #[tokio::test]
-async fn allowlist_refuses_other_hosts_and_credentials_are_added_by_the_host() {
+async fn credentials_go_only_to_credential_hosts_and_reflections_are_masked() {
     let rt = with_guests().await;
-    let allowed = header_echo_server().await;
-    let other = header_echo_server().await;
+    let (api, api_seen) = header_echo_server().await;
+    let (cdn, cdn_seen) = header_echo_server().await;
+    let (other, other_seen) = header_echo_server().await;
     rt.put_connection(
         "web",
         ConnectionSpec {
             plugin: "echo".into(),
-            version: None,
-            config: BTreeMap::new(),
+            config: BTreeMap::from([("base_url".to_string(), format!("http://{api}"))]),
             auth: Some(junction_store::Auth::Bearer {
                 token: "s3cret-token-value".into(),
             }),
-            allowed_hosts: vec![allowed.clone()],
-            private_hosts: vec![allowed.clone()],
+            allowed_hosts: vec![cdn.clone(), api.clone()],
+            private_hosts: vec![api.clone(), cdn.clone()],
             ..Default::default()
         },
     )
     .await
     .unwrap();
+    let fetch = async |host: &str| {
+        invoke(
+            &rt,
+            "web",
+            "fetch",
+            json!({"url": format!("http://{host}/x")}),
+        )
+        .await
+    };
 
-    let ok = invoke(
-        &rt,
-        "web",
-        "fetch",
-        json!({"url": format!("http://{allowed}/x")}),
-    )
-    .await
-    .unwrap();
+    // The API host (from `base_url`) gets the credential, added by the host...
+    let ok = fetch(&api).await.unwrap();
     assert_eq!(ok["status"], 200);
-    let seen: Value = serde_json::from_str(ok["body"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        seen["authorization"], "Bearer s3cret-token-value",
-        "the server got the credential"
-    );
+    let sent = api_seen.lock().unwrap().pop().unwrap();
+    assert_eq!(sent["authorization"], "Bearer s3cret-token-value");
+    // ...and its echo of it reaches the guest masked, length kept.
+    let echoed: Value = serde_json::from_str(ok["body"].as_str().unwrap()).unwrap();
+    assert_eq!(echoed["authorization"], "*".repeat(25));
+    assert!(!ok.to_string().contains("s3cret-token-value"), "{ok}");
 
-    let err = invoke(
-        &rt,
-        "web",
-        "fetch",
-        json!({"url": format!("http://{other}/x")}),
-    )
-    .await
-    .unwrap_err();
-    let message = err.to_string();
-    assert!(message.contains("denied"), "{message}");
+    // Another allowed host gets none, though it is first on the allowlist.
+    assert_eq!(fetch(&cdn).await.unwrap()["status"], 200);
+    let sent = cdn_seen.lock().unwrap().pop().unwrap();
+    assert!(!sent.contains_key("authorization"), "{sent:?}");
+
+    // A host off the allowlist gets nothing at all: not even the request.
+    let err = fetch(&other).await.unwrap_err();
+    assert_eq!(err.outcome(), "egress_denied", "{err}");
+    assert!(err.to_string().contains("`allowed_hosts`"), "{err}");
+    assert!(other_seen.lock().unwrap().is_empty());
 
     // The guest never saw the secret: not in what it can report about itself.
     let whoami = invoke(&rt, "web", "whoami", json!({})).await.unwrap();
@@ -344,6 +359,31 @@ async fn allowlist_refuses_other_hosts_and_credentials_are_added_by_the_host() {
     for observed in [whoami.to_string(), env.to_string()] {
         assert!(!observed.contains("s3cret-token-value"), "{observed}");
     }
+
+    // Explicit credential hosts are exact hosts on the allowlist.
+    let spec = |credential_hosts: Vec<String>| ConnectionSpec {
+        plugin: "echo".into(),
+        auth: Some(junction_store::Auth::Bearer {
+            token: "s3cret-token-value".into(),
+        }),
+        allowed_hosts: vec!["*.example.com".into()],
+        credential_hosts,
+        ..Default::default()
+    };
+    for (hosts, says) in [
+        (vec![], "no host to send them to"),
+        (vec!["*.example.com".to_string()], "is a pattern"),
+        (
+            vec!["api.other.com".to_string()],
+            "not on the connection's `allowed_hosts`",
+        ),
+    ] {
+        let err = rt.put_connection("bad", spec(hosts)).await.unwrap_err();
+        assert!(err.to_string().contains(says), "{err}");
+    }
+    rt.put_connection("good", spec(vec!["api.example.com".into()]))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -445,6 +485,55 @@ async fn calls_beyond_a_plugins_concurrency_wait_then_get_busy() {
     assert_eq!(
         invoke(&rt, "hostile", "noop", json!({})).await.unwrap(),
         json!({})
+    );
+}
+
+#[tokio::test]
+async fn spinning_calls_cannot_take_the_instance_pool_from_a_healthy_plugin() {
+    // The pool has 32 instances (test_limits) and the hostile plugin may run
+    // 64 calls at once: without shares, it alone would take every instance.
+    let limits = junction_runtime::engine::Limits {
+        concurrency: 64,
+        deadline_ms: 3_000,
+        queue_ms: 200,
+        ..test_limits()
+    };
+    let rt = hostile_runtime(limits).await;
+    rt.load_plugin(&guests::bytes(guests::ECHO)).await.unwrap();
+    connect(&rt, "hostile", "hostile", vec![]).await;
+    connect(&rt, "echo", "echo", vec![]).await;
+    let spinning: Vec<_> = (0..64)
+        .map(|_| {
+            let rt = rt.clone();
+            tokio::spawn(async move { invoke(&rt, "hostile", "loop", json!({})).await })
+        })
+        .collect();
+    // Wait until the hostile plugin holds its whole share: its next call is busy.
+    loop {
+        match invoke(&rt, "hostile", "noop", json!({})).await {
+            Err(CallError::Busy { .. }) => break,
+            Ok(_) => tokio::task::yield_now().await,
+            Err(other) => panic!("unexpected: {other}"),
+        }
+    }
+    for _ in 0..50 {
+        assert_eq!(
+            invoke(&rt, "echo", "noop", json!({})).await.unwrap(),
+            json!({}),
+            "the healthy plugin is served while the hostile one spins"
+        );
+    }
+    let (mut busy, mut timed_out) = (0, 0);
+    for call in spinning {
+        match call.await.unwrap() {
+            Err(CallError::Busy { .. }) => busy += 1,
+            Err(CallError::Timeout { .. }) => timed_out += 1,
+            other => panic!("a spinning call ended as {other:?}, not busy or its own timeout"),
+        }
+    }
+    assert!(
+        busy > 0 && timed_out > 0,
+        "{busy} busy, {timed_out} timed out"
     );
 }
 
@@ -692,7 +781,7 @@ async fn a_call_sends_and_reads_at_most_its_quota() {
         ..test_limits()
     };
     let rt = hostile_runtime(limits).await;
-    let server = header_echo_server().await;
+    let (server, _) = header_echo_server().await;
     connect_web(&rt, &server).await;
     let url = format!("http://{server}/x");
     let out = invoke(

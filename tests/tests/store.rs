@@ -137,6 +137,7 @@ fn connection(name: &str) -> Connection {
         }),
         allowed_hosts: vec!["acme.example".into()],
         private_hosts: vec![],
+        credential_hosts: Vec::new(),
         rate_limit: None,
         webhook: Some(WebhookSettings {
             scheme: Scheme::Stripe,

@@ -33,6 +33,10 @@ pub(crate) struct ConnectionView {
     allowed_hosts: Vec<String>,
     /// Allowed hosts granted to resolve to non-public addresses.
     private_hosts: Vec<String>,
+    /// The hosts that receive the credentials: the ones set, else the host
+    /// of the `base_url` or `instance_url` setting, else the first allowed
+    /// host; empty without credentials.
+    credential_hosts: Vec<String>,
     /// Outbound rate limit.
     rate_limit: Option<junction_store::RateLimit>,
     /// The scheme that verifies its webhooks, never the secret.
@@ -80,6 +84,14 @@ impl From<Connection> for ConnectionView {
     fn from(c: Connection) -> Self {
         ConnectionView {
             auth: c.auth.as_ref().map(|a| Kind { kind: a.kind() }),
+            credential_hosts: match c.auth {
+                Some(_) => junction_runtime::runtime::credential_targets(
+                    &c.credential_hosts,
+                    &c.config,
+                    &c.allowed_hosts,
+                ),
+                None => Vec::new(),
+            },
             name: c.name,
             plugin: c.plugin,
             version: c.version,

@@ -1,4 +1,4 @@
-//! What every call shares: the output check, admission, the deadline and
+//! What every call shares: the output check, the deadline and
 //! turning a guest's trap, timeout or error into a [`CallError`].
 
 use std::future::Future;
@@ -37,22 +37,6 @@ pub(crate) fn check_output<'a>(
             .map_err(|e| CallError::BadOutput(e.to_string()))?;
     }
     Ok(())
-}
-
-/// Waits (at most the plugin's queue time) for one of its call slots.
-pub(crate) async fn admit(plugin: &Plugin) -> Result<tokio::sync::OwnedSemaphorePermit, CallError> {
-    let queue = Duration::from_millis(plugin.limits.queue_ms);
-    match tokio::time::timeout(queue, plugin.slots.clone().acquire_owned()).await {
-        Ok(Ok(permit)) => Ok(permit),
-        _ => {
-            tracing::warn!(plugin = %plugin.name(), concurrency = plugin.limits.concurrency, "call refused: every slot busy");
-            Err(CallError::Busy {
-                plugin: plugin.name().to_string(),
-                concurrency: plugin.limits.concurrency,
-                retry_after_ms: plugin.limits.queue_ms.max(1_000),
-            })
-        }
-    }
 }
 
 /// The result of a call that can fail with a plugin error. When the host's

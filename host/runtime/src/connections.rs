@@ -11,7 +11,8 @@ use junction_store::{self as store, Auth, Connection};
 use serde::Deserialize;
 
 use crate::capabilities::Scope;
-use crate::capabilities::egress::EgressPolicy;
+use crate::capabilities::credentials::Credentials;
+use crate::capabilities::egress::{EgressPolicy, HostPattern};
 use crate::capabilities::http::{Net, normalize_host_entry};
 use crate::capabilities::oauth::TokenSource;
 use crate::capabilities::ratelimit::RateGate;
@@ -41,6 +42,11 @@ pub struct ConnectionSpec {
     /// Allowed hosts granted to resolve to non-public addresses.
     #[serde(default)]
     pub private_hosts: Vec<String>,
+    /// The allowed hosts that receive the credentials (exact hosts, no
+    /// `*.`); empty: the host of the `base_url` or `instance_url` setting,
+    /// else the first allowed host. Other allowed hosts get no credentials.
+    #[serde(default)]
+    pub credential_hosts: Vec<String>,
     /// Outbound rate limit.
     #[serde(default)]
     pub rate_limit: Option<store::RateLimit>,
@@ -127,8 +133,25 @@ impl Runtime {
                 )));
             }
         }
-        EgressPolicy::new(&spec.allowed_hosts, &spec.private_hosts)
+        let policy = EgressPolicy::new(&spec.allowed_hosts, &spec.private_hosts)
             .map_err(|e| ConnectionError::Invalid(e.to_string()))?;
+        let credential_hosts = spec
+            .credential_hosts
+            .iter()
+            .map(|h| credential_host(h, &policy))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ConnectionError::Invalid)?;
+        // Without allowed hosts nothing is reachable, and nothing needs them.
+        if spec.auth.is_some()
+            && !allowed_hosts.is_empty()
+            && credential_targets(&credential_hosts, &spec.config, &allowed_hosts).is_empty()
+        {
+            return Err(ConnectionError::Invalid(
+                "the connection has credentials but no host to send them to: set \
+                 `credential_hosts` (exact hosts of `allowed_hosts`) or a `base_url` setting"
+                    .into(),
+            ));
+        }
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let created_at = self
             .store
@@ -144,6 +167,7 @@ impl Runtime {
             auth: spec.auth,
             allowed_hosts,
             private_hosts,
+            credential_hosts,
             rate_limit: spec.rate_limit,
             webhook: spec.webhook,
             created_at,
@@ -206,17 +230,21 @@ impl Runtime {
                 .declared(&package.capabilities.outbound_hosts)
                 .map_err(|e| CallError::Internal(format!("manifest outbound_hosts: {e}")))?;
         }
-        let (inject, oauth) = match &conn.auth {
-            Some(auth) => (
+        let credentials = match &conn.auth {
+            Some(auth) => Credentials::new(
                 credential_headers(auth).map_err(CallError::Internal)?,
                 TokenSource::from_auth(auth).map_err(|e| CallError::Internal(e.to_string()))?,
+                credential_targets(&conn.credential_hosts, &conn.config, &conn.allowed_hosts)
+                    .iter()
+                    .filter_map(|h| HostPattern::parse(h).ok())
+                    .collect(),
+                credential_secrets(auth),
             ),
-            None => (Vec::new(), None),
+            None => Credentials::default(),
         };
         let net = Arc::new(Net::new(
             policy,
-            inject,
-            oauth,
+            credentials,
             Some(RateGate::new(conn.rate_limit)),
             plugin.limits.response_bytes,
         ));
@@ -235,6 +263,72 @@ impl Runtime {
         });
         nets.insert(conn.name.clone(), bound.clone());
         Ok(bound)
+    }
+}
+
+/// The settings whose URL names the system's API host.
+const API_URL_SETTINGS: [&str; 2] = ["base_url", "instance_url"];
+
+/// Checks one `credential_hosts` entry: one host (or `host:port`) on the
+/// allowlist.
+fn credential_host(entry: &str, policy: &EgressPolicy) -> Result<String, String> {
+    let normalized = normalize_host_entry(entry)?;
+    let pattern = HostPattern::parse(&normalized).map_err(|e| e.to_string())?;
+    if pattern.is_wildcard() {
+        return Err(format!(
+            "credential_hosts: `{entry}` is a pattern; name each host that receives the credentials"
+        ));
+    }
+    if !policy.allows_exact(&pattern) {
+        return Err(format!(
+            "credential_hosts: `{entry}` is not on the connection's `allowed_hosts`"
+        ));
+    }
+    Ok(normalized)
+}
+
+/// The hosts that receive a connection's credentials: `explicit`, else the
+/// host of its API URL setting, else its first allowed host when that is
+/// an exact host.
+pub fn credential_targets(
+    explicit: &[String],
+    config: &BTreeMap<String, String>,
+    allowed_hosts: &[String],
+) -> Vec<String> {
+    if !explicit.is_empty() {
+        return explicit.to_vec();
+    }
+    let from_setting = API_URL_SETTINGS.iter().find_map(|key| {
+        let uri = config.get(*key)?.parse::<http::Uri>().ok()?;
+        let host = uri.host()?.to_ascii_lowercase();
+        Some(match uri.port_u16() {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        })
+    });
+    match from_setting {
+        Some(host) => vec![host],
+        None => allowed_hosts
+            .first()
+            .filter(|h| !h.starts_with("*."))
+            .cloned()
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// The raw secrets behind `auth`'s headers, masked when a response echoes them.
+fn credential_secrets(auth: &Auth) -> Vec<String> {
+    match auth {
+        Auth::Basic { password, .. } => vec![password.clone()],
+        Auth::Bearer { token } => vec![token.clone()],
+        Auth::ApiKey { value, .. } => vec![value.clone()],
+        Auth::OAuth2ClientCredentials { client_secret, .. } => vec![client_secret.clone()],
+        Auth::OAuth2RefreshToken {
+            client_secret,
+            refresh_token,
+            ..
+        } => vec![client_secret.clone(), refresh_token.clone()],
     }
 }
 

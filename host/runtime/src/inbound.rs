@@ -156,7 +156,7 @@ impl Runtime {
                 .collect(),
             body: request.body.to_vec(),
         };
-        let _slot = admit(plugin).await?;
+        let _admitted = admit(plugin, &self.pool).await?;
         let (mut store, ctx) = self.connector_store(conn, plugin, CallOptions::default())?;
         let result = run_with_deadline(&mut store, plugin.limits.deadline(), async |store| {
             pre.instantiate_async(&mut *store)

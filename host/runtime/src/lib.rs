@@ -40,6 +40,7 @@ pub mod inbound;
 pub mod lifecycle;
 pub mod metrics;
 pub mod plugins;
+mod pool;
 pub mod runtime;
 pub mod trace;
 pub mod watcher;

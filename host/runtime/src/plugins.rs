@@ -34,6 +34,8 @@ pub struct Plugin {
     pub(crate) limits: crate::engine::Limits,
     /// Slots for concurrent calls of this version.
     pub(crate) slots: Arc<tokio::sync::Semaphore>,
+    /// Instances of the host-wide pool this version's calls hold.
+    pub(crate) in_pool: Arc<std::sync::atomic::AtomicUsize>,
     /// The log rate all calls of this version share.
     pub(crate) log_rate: Arc<crate::capabilities::quota::LogRate>,
 }

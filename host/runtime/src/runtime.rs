@@ -19,18 +19,20 @@ pub use crate::bindings::junction::plugin::types::Error as PluginError;
 use crate::bindings::{ConnectorPre, PluginInfo, transform::TransformPre};
 use crate::cache::{CompileCache, Origin};
 pub(crate) use crate::call::{
-    DeadlineExceeded, admit, call_span, check_output, conclude, export, record_plugin,
-    run_with_deadline, settle, traced, wrong_world,
+    DeadlineExceeded, call_span, check_output, conclude, export, record_plugin, run_with_deadline,
+    settle, traced, wrong_world,
 };
 use crate::capabilities::http::{Net, Outbound, Signals};
 use crate::capabilities::quota::{LogRate, OutboundBudget, Refusals};
 use crate::capabilities::{self, HostState, Imports, Scope};
 use crate::config::RuntimeConfig;
-pub use crate::connections::ConnectionSpec;
+pub use crate::connections::{ConnectionSpec, credential_targets};
 use crate::engine::{Limits, Sandbox};
 pub use crate::error::{CallError, ConnectionError, LoadError};
 use crate::metrics::Metrics;
 use crate::plugins::{Added, PackageInfo, Plugin, PluginSet, PluginSummary, Pre};
+use crate::pool::Pool;
+pub(crate) use crate::pool::admit;
 use crate::trace::TraceContext;
 use junction_store::{Connection, Store, StoreConfig};
 
@@ -77,6 +79,8 @@ pub struct Runtime {
     /// What the calls on each connection share, keyed by connection name.
     pub(crate) nets: std::sync::Mutex<std::collections::HashMap<String, Arc<Bound>>>,
     pub(crate) metrics: Arc<Metrics>,
+    /// The engine's instances, shared fairly by the versions that call.
+    pub(crate) pool: Arc<Pool>,
 }
 
 /// What every call of one plugin version on one connection shares: its
@@ -136,6 +140,7 @@ impl Runtime {
             policy,
             connections: Default::default(),
             nets: Default::default(),
+            pool: Pool::new(config.limits.pooled_instances),
             metrics,
         })
     }
@@ -263,6 +268,7 @@ impl Runtime {
             digest: inspection.digest,
             pre,
             package,
+            in_pool: Arc::default(),
             log_rate: Arc::new(LogRate::new(&limits)),
             limits,
             slots,
@@ -364,7 +370,7 @@ impl Runtime {
         let Pre::Connector(pre) = &plugin.pre else {
             return Err(wrong_world(&plugin, World::Connector));
         };
-        let _slot = admit(&plugin).await?;
+        let _admitted = admit(&plugin, &self.pool).await?;
         let (mut store, ctx) = self.connector_store(&conn, &plugin, options)?;
         let result = run_with_deadline(&mut store, plugin.limits.deadline(), async |store| {
             let invoke = export::<(&CallContext, &str, &str), (Result<String, PluginError>,)>(
@@ -406,7 +412,7 @@ impl Runtime {
         let Pre::Connector(pre) = &plugin.pre else {
             return Err(wrong_world(&plugin, World::Connector));
         };
-        let _slot = admit(&plugin).await?;
+        let _admitted = admit(&plugin, &self.pool).await?;
         let (mut store, ctx) = self.connector_store(&conn, &plugin, CallOptions::default())?;
         let result = run_with_deadline(&mut store, plugin.limits.deadline(), async |store| {
             let check = export::<(&CallContext,), (Result<(), PluginError>,)>(
@@ -460,7 +466,7 @@ impl Runtime {
             connection: None,
             config: BTreeMap::new(),
         });
-        let _slot = admit(&plugin).await?;
+        let _admitted = admit(&plugin, &self.pool).await?;
         let outbound = Outbound {
             signals: self.signals(&plugin, plugin.name().into()),
             ..Outbound::default()

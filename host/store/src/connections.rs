@@ -150,6 +150,10 @@ pub struct Connection {
     /// Allowed hosts that may resolve to loopback, private or link-local
     /// addresses (an on-premises ERP, a local stand-in). Others may not.
     pub private_hosts: Vec<String>,
+    /// Allowed hosts that receive the credentials (exact hosts); empty: the
+    /// runtime's default (the host of `base_url`, ...).
+    #[serde(default)]
+    pub credential_hosts: Vec<String>,
     /// Outbound rate limit; `None` is unlimited.
     pub rate_limit: Option<RateLimit>,
     /// Inbound webhook verification; `None` refuses webhooks.
@@ -259,13 +263,13 @@ impl Store {
             .is_some();
         sqlx::query(
             "INSERT INTO connections (name, plugin, version, config, auth, allowed_hosts,
-               private_hosts, rate_limit, webhook, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+               private_hosts, rate_limit, webhook, created_at, updated_at, credential_hosts)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT(name) DO UPDATE SET plugin = excluded.plugin, version = excluded.version,
                config = excluded.config, auth = excluded.auth,
                allowed_hosts = excluded.allowed_hosts, private_hosts = excluded.private_hosts,
                rate_limit = excluded.rate_limit, webhook = excluded.webhook,
-               updated_at = excluded.updated_at",
+               updated_at = excluded.updated_at, credential_hosts = excluded.credential_hosts",
         )
         .bind(&c.name)
         .bind(&c.plugin)
@@ -283,6 +287,7 @@ impl Store {
         .bind(self.seal_json(&c.name, "webhook", c.webhook.as_ref())?)
         .bind(&c.created_at)
         .bind(&c.updated_at)
+        .bind(serde_json::to_string(&c.credential_hosts)?)
         .execute(&self.pool)
         .await?;
         Ok(!existed)
@@ -341,6 +346,7 @@ impl Store {
             auth: self.open_json(r, "auth")?,
             allowed_hosts: serde_json::from_str(r.get("allowed_hosts"))?,
             private_hosts: serde_json::from_str(r.get("private_hosts"))?,
+            credential_hosts: serde_json::from_str(r.get("credential_hosts"))?,
             rate_limit: rate_limit
                 .as_deref()
                 .map(serde_json::from_str)

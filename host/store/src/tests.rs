@@ -17,6 +17,7 @@ fn connection(name: &str) -> Connection {
         }),
         allowed_hosts: vec!["x".into()],
         private_hosts: vec![],
+        credential_hosts: Vec::new(),
         rate_limit: None,
         webhook: None,
         created_at: "2026-01-01T00:00:00Z".into(),

@@ -245,6 +245,11 @@ impl HostPattern {
         }
     }
 
+    /// Whether this is a `*.` pattern rather than one host.
+    pub fn is_wildcard(&self) -> bool {
+        matches!(self.host, HostMatch::Subdomains(_))
+    }
+
     fn matches_normalized(&self, host: &str, port: u16) -> bool {
         if self.port.is_some_and(|p| p != port) {
             return false;
@@ -479,6 +484,17 @@ impl EgressPolicy {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Whether the one host of `entry` (not a `*.` pattern) is on the
+    /// allowlist, at its port or, without one, at a port the allowlist allows.
+    pub fn allows_exact(&self, entry: &HostPattern) -> bool {
+        let HostMatch::Exact(host) = &entry.host else {
+            return false;
+        };
+        self.allowed_hosts
+            .iter()
+            .any(|p| p.matches_normalized(host, entry.port.or(p.port).unwrap_or(443)))
     }
 
     /// Whether `host:port` may reach non-public addresses.

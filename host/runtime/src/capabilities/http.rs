@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
@@ -23,8 +23,9 @@ use hyper_util::rt::TokioExecutor;
 use tracing::Instrument;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use super::credentials::{Credentials, Mask};
 use super::egress::{EgressDenied, EgressPolicy};
-use super::oauth::{TOKEN_RESPONSE_BYTES, TOKEN_TIMEOUT, TokenSource};
+use super::oauth::{TOKEN_RESPONSE_BYTES, TOKEN_TIMEOUT};
 use super::quota::{OutboundBudget, Quota, Refusals};
 use super::ratelimit::RateGate;
 use crate::trace::{TRACEPARENT, TraceContext};
@@ -41,15 +42,14 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 const REPLAY_BODY_BYTES: usize = 1024 * 1024;
 
 /// The network of one connection: its egress policy, one pooled keep-alive
-/// client, its static credentials, its OAuth token source and its rate gate.
+/// client, its credentials (static headers, OAuth token source, the hosts
+/// they go to) and its rate gate.
 /// Shared by every call on the connection; rebuilt when the connection changes.
 pub struct Net {
     pub(crate) policy: EgressPolicy,
     client: Client<hyper_rustls::HttpsConnector<HttpConnector<PinnedResolver>>, WasiBody>,
     pinned: Arc<Mutex<HashMap<String, Vec<SocketAddr>>>>,
-    /// Headers the host adds to every allowed request (static credentials).
-    pub(crate) inject: Vec<(HeaderName, HeaderValue)>,
-    pub(crate) oauth: Option<TokenSource>,
+    pub(crate) credentials: Credentials,
     pub(crate) rate: Option<RateGate>,
     response_bytes: u64,
 }
@@ -66,8 +66,7 @@ impl Net {
     /// A connection's network with its own connection pool.
     pub fn new(
         policy: EgressPolicy,
-        inject: Vec<(HeaderName, HeaderValue)>,
-        oauth: Option<TokenSource>,
+        credentials: Credentials,
         rate: Option<RateGate>,
         response_bytes: u64,
     ) -> Net {
@@ -90,8 +89,7 @@ impl Net {
             policy,
             client,
             pinned,
-            inject,
-            oauth,
+            credentials,
             rate,
             response_bytes,
         }
@@ -258,6 +256,15 @@ impl Outbound {
             .unwrap_or(Duration::MAX)
     }
 
+    fn note_reflected(&self, target: &str) {
+        tracing::warn!(
+            plugin = %self.plugin,
+            connection = %self.connection,
+            target = %target,
+            "the response echoed the connection's credentials; the host masked them"
+        );
+    }
+
     fn refuse(&self, target: &str, reason: &dyn std::fmt::Display) {
         tracing::warn!(
             plugin = %self.plugin,
@@ -358,19 +365,25 @@ impl Outbound {
             .unwrap_or(BETWEEN_BYTES_TIMEOUT);
 
         let (mut parts, body) = request.into_parts();
-        for (name, value) in &net.inject {
-            parts.headers.insert(name.clone(), value.clone());
+        // Credentials only for the connection's credential hosts.
+        let credentialed = net.credentials.go_to(&host, port);
+        if credentialed {
+            for (name, value) in &net.credentials.inject {
+                parts.headers.insert(name.clone(), value.clone());
+            }
         }
         // The host's trace context, whatever the plugin put there.
         let trace = TraceContext::of_or(&tracing::Span::current(), self.trace.as_ref());
         if let Ok(value) = HeaderValue::from_str(&trace.traceparent()) {
             parts.headers.insert(TRACEPARENT, value);
         }
-        let response = match &net.oauth {
-            None => {
+        let oauth = net.credentials.oauth.as_ref().filter(|_| credentialed);
+        let (mut response, token) = match oauth {
+            None => (
                 net.send(http::Request::from_parts(parts, body), first_byte)
-                    .await?
-            }
+                    .await?,
+                None,
+            ),
             Some(oauth) => {
                 // Buffer the body so the request can be sent again with a
                 // fresh token if the system says the cached one is stale.
@@ -395,26 +408,42 @@ impl Outbound {
                             self.refuse(&target, &e);
                             HttpError::InternalError(Some(e.to_string()))
                         })?;
-                    net.send(
-                        rebuild(&parts, &body, &fresh),
-                        first_byte.min(self.remaining()),
-                    )
-                    .await?
+                    let response = net
+                        .send(
+                            rebuild(&parts, &body, &fresh),
+                            first_byte.min(self.remaining()),
+                        )
+                        .await?;
+                    (response, Some(fresh))
                 } else {
-                    response
+                    (response, Some(token))
                 }
             }
         };
         if let Some(rate) = &net.rate {
             rate.observe(response.status(), response.headers());
         }
+        // An upstream that echoes the credentials back does not hand them to the guest.
+        let mask = net.credentials.mask_for(token.as_ref());
+        if mask.apply_headers(response.headers_mut()) > 0 {
+            self.note_reflected(&target);
+        }
         let cap = net.response_bytes;
+        let outbound = self.clone();
         Ok(response.map(|incoming| {
             CappedBody {
                 inner: incoming,
                 seen: 0,
                 cap,
-                signals: self.signals.clone(),
+                held: bytes::BytesMut::new(),
+                trailers: None,
+                target: if mask.is_empty() {
+                    String::new()
+                } else {
+                    target.clone()
+                },
+                mask,
+                outbound,
                 between_bytes,
                 timer: Box::pin(tokio::time::sleep(between_bytes)),
             }
@@ -536,10 +565,47 @@ struct CappedBody {
     inner: hyper::body::Incoming,
     seen: u64,
     cap: u64,
-    /// The call's budget, shared by all its responses.
-    signals: Arc<Signals>,
+    /// The end of what was read, held back until the next chunk shows
+    /// whether a credential continues across the boundary.
+    held: bytes::BytesMut,
+    /// Trailers that arrived while `held` still had bytes to give.
+    trailers: Option<Frame<Bytes>>,
+    mask: Mask,
+    /// The call and `host:port`, for the warning when a credential is masked.
+    outbound: Outbound,
+    target: String,
     between_bytes: Duration,
     timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl CappedBody {
+    /// Counts `len` more bytes read against the response's cap and the call's budget.
+    fn count(&mut self, len: u64) -> Result<(), HttpError> {
+        self.seen = self.seen.saturating_add(len);
+        if self.seen > self.cap {
+            return Err(HttpError::HttpResponseBodySize(Some(self.seen)));
+        }
+        let signals = &self.outbound.signals;
+        if !signals.budget.take_bytes(len) {
+            signals.refusals.note(Quota::ResponseBytes);
+            return Err(HttpError::HttpResponseBodySize(Some(self.seen)));
+        }
+        Ok(())
+    }
+
+    /// `data` with the credentials masked, keeping back the bytes that may
+    /// be the start of one split across chunks.
+    fn masked(&mut self, data: &[u8]) -> Bytes {
+        let mut buf = std::mem::take(&mut self.held);
+        buf.extend_from_slice(data);
+        if self.mask.apply(&mut buf) > 0 {
+            self.outbound.note_reflected(&self.target);
+        }
+        let keep = self.mask.overlap().min(buf.len());
+        let out = buf.split_to(buf.len() - keep);
+        self.held = buf;
+        out.freeze()
+    }
 }
 
 impl Body for CappedBody {
@@ -550,28 +616,36 @@ impl Body for CappedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        if let Some(trailers) = self.trailers.take() {
+            return Poll::Ready(Some(Ok(trailers)));
+        }
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    let len = data.len() as u64;
-                    self.seen = self.seen.saturating_add(len);
-                    if self.seen > self.cap {
-                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(
-                            self.seen,
-                        )))));
-                    }
-                    if !self.signals.budget.take_bytes(len) {
-                        self.signals.refusals.note(Quota::ResponseBytes);
-                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(
-                            self.seen,
-                        )))));
-                    }
-                }
                 let next = tokio::time::Instant::now() + self.between_bytes;
                 self.timer.as_mut().reset(next);
+                let frame = match frame.into_data() {
+                    Ok(data) => {
+                        if let Err(e) = self.count(data.len() as u64) {
+                            return Poll::Ready(Some(Err(e)));
+                        }
+                        if self.mask.is_empty() {
+                            return Poll::Ready(Some(Ok(Frame::data(data))));
+                        }
+                        Frame::data(self.masked(&data))
+                    }
+                    // Trailers come after what is held back.
+                    Err(trailers) if !self.held.is_empty() => {
+                        self.trailers = Some(trailers);
+                        Frame::data(std::mem::take(&mut self.held).freeze())
+                    }
+                    Err(trailers) => trailers,
+                };
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(HttpError::from(e)))),
+            Poll::Ready(None) if !self.held.is_empty() => Poll::Ready(Some(Ok(Frame::data(
+                std::mem::take(&mut self.held).freeze(),
+            )))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => match self.timer.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout))),
@@ -581,7 +655,7 @@ impl Body for CappedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.is_end_stream() && self.held.is_empty() && self.trailers.is_none()
     }
 }
 

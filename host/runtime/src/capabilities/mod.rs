@@ -5,6 +5,7 @@
 //! the settings and state of the connection it is called on and nothing else.
 
 pub mod config;
+pub mod credentials;
 pub mod egress;
 pub mod http;
 pub mod kv;
