@@ -273,11 +273,13 @@ pub fn init(config: &TelemetryConfig, default: &str) -> anyhow::Result<Telemetry
             .with_tracer(p.tracer("junction"))
             .with_filter(Targets::new().with_target("junction", LevelFilter::INFO))
     });
+    let exported = traces.is_some();
     tracing_subscriber::registry()
         .with(logs)
         .with(traces)
         .try_init()
         .context("installing the log subscriber")?;
+    junction_runtime::trace::set_exported(exported);
     Ok(Telemetry { provider })
 }
 

@@ -147,6 +147,9 @@ pub(crate) async fn traced<T>(
 ) -> Result<T, CallError> {
     let started = Instant::now();
     let result = call.instrument(span.clone()).await;
+    if !crate::trace::exported() {
+        return result;
+    }
     span.record(
         "outcome",
         match &result {
@@ -160,6 +163,9 @@ pub(crate) async fn traced<T>(
 
 /// Records the plugin version a call resolved to on the current call span.
 pub(crate) fn record_plugin(plugin: &Plugin) {
+    if !crate::trace::exported() {
+        return;
+    }
     let span = tracing::Span::current();
     span.record("plugin", plugin.name());
     span.record("plugin.version", tracing::field::display(plugin.version()));
@@ -173,7 +179,9 @@ pub(crate) fn settle<T>(
 ) -> Result<T, CallError> {
     let state = store.data();
     state.report_dropped_logs();
-    tracing::Span::current().record("memory.peak_bytes", state.limiter.memory_peak);
+    if crate::trace::exported() {
+        tracing::Span::current().record("memory.peak_bytes", state.limiter.memory_peak);
+    }
     let err = match ran {
         None => return Err(CallError::Timeout { deadline_ms }),
         Some(Ok(value)) => return Ok(value),
