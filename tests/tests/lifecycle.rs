@@ -140,6 +140,20 @@ struct Call {
     outcome: Result<String, String>,
 }
 
+fn assert_none_failed(calls: &[Call]) {
+    let failed: Vec<&String> = calls
+        .iter()
+        .filter_map(|c| c.outcome.as_ref().err())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} calls failed, e.g. {:?}",
+        failed.len(),
+        calls.len(),
+        failed.first()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn activation_and_rollback_under_steady_load_fail_no_call() {
     let host = Arc::new(start(&config(|_| {})).await);
@@ -241,17 +255,7 @@ async fn activation_and_rollback_under_steady_load_fail_no_call() {
     stop.store(true, Ordering::Relaxed);
     let calls = load.await.unwrap();
 
-    let failed: Vec<&String> = calls
-        .iter()
-        .filter_map(|c| c.outcome.as_ref().err())
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} calls failed, e.g. {:?}",
-        failed.len(),
-        calls.len(),
-        failed.first()
-    );
+    assert_none_failed(&calls);
     assert!(calls.len() >= 1800, "only {} calls", calls.len());
     let version = |c: &Call| c.outcome.clone().unwrap();
     // Calls that ended before the activation was asked for ran v1; calls that
@@ -602,4 +606,161 @@ async fn the_watched_directory_loads_and_unloads_packages() {
     let entries = runtime.store().audit_entries(None, 10).await.unwrap();
     assert!(entries.iter().all(|e| e.actor == "watcher"));
     assert_eq!(entries[0].action, "plugin.delete");
+}
+
+/// One host of a pair sharing a PostgreSQL database, following the other's changes.
+async fn host_on(url: &str, key: &str) -> (Host, Arc<Runtime>) {
+    let config = config(|c| {
+        c.store.database = Some(url.into());
+        c.store.secret_key = Some(key.to_string().into());
+    });
+    let runtime = Runtime::open(&config.store, &config.runtime).await.unwrap();
+    runtime
+        .follow_changes()
+        .await
+        .unwrap()
+        .expect("PostgreSQL has a change feed");
+    (serve(runtime.clone(), &config).await, runtime)
+}
+
+impl Host {
+    /// The version the echo connection answers with, or why it failed.
+    async fn echo_version(&self) -> Result<String, String> {
+        let response = self
+            .client
+            .post(format!(
+                "{}/v1/connections/echo/operations/version",
+                self.base
+            ))
+            .bearer_auth(ADMIN)
+            .body("{}")
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        match body["version"].as_str() {
+            Some(version) if status.is_success() => Ok(version.to_string()),
+            _ => Err(format!("{status}: {body}")),
+        }
+    }
+
+    /// Polls until `probe` of this host's state holds (each probe is an API call).
+    async fn until(&self, what: &str, probe: impl AsyncFn(&Host) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !probe(self).await {
+            assert!(Instant::now() < deadline, "{what}: not within 30 s");
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_on_postgres_follow_each_others_changes_within_a_second() {
+    let Some(url) =
+        junction_tests::postgres::fresh_database("lifecycle::two_hosts_on_postgres").await
+    else {
+        return;
+    };
+    let key = junction_store::secrets::generate_key();
+    let (a, _runtime_a) = host_on(&url, &key).await;
+    let (b, _runtime_b) = host_on(&url, &key).await;
+    let (status, body) = a.upload(echo_package("0.1.0").to_bytes()).await;
+    assert_eq!(status, 201, "{body}");
+    a.connect_echo().await;
+    b.until("B serves what A uploaded", async |b| {
+        b.echo_version().await.is_ok()
+    })
+    .await;
+    let (status, body) = a.upload(echo_package("0.2.0").to_bytes()).await;
+    assert_eq!(status, 201, "{body}");
+    b.until("B loads the version A uploaded", async |b| {
+        let (_, detail) = b.send(reqwest::Method::GET, "/v1/plugins/echo", None).await;
+        detail.to_string().contains("0.2.0")
+    })
+    .await;
+
+    // B is called steadily while A activates 0.2.0, then rolls back.
+    let b = Arc::new(b);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (b, stop) = (b.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut calls = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let outcome = b.echo_version().await;
+                calls.push(Call {
+                    started,
+                    ended: Instant::now(),
+                    outcome,
+                });
+            }
+            calls
+        })
+    };
+    // What "within 1 s" allows: the sleeps are the bound under test, not
+    // synchronisation (the calls decide the outcome).
+    let second = Duration::from_secs(1);
+    let (status, body) = a
+        .send(
+            reqwest::Method::POST,
+            "/v1/plugins/echo/versions/0.2.0/activate",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let activated = Instant::now();
+    tokio::time::sleep(2 * second).await;
+    let rollback_sent = Instant::now();
+    let (status, body) = a
+        .send(reqwest::Method::POST, "/v1/plugins/echo/rollback", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let rolled_back = Instant::now();
+    tokio::time::sleep(2 * second).await;
+    stop.store(true, Ordering::Relaxed);
+    let calls = load.await.unwrap();
+
+    assert_none_failed(&calls);
+    let (mut new, mut old) = (0, 0);
+    for call in &calls {
+        let version = call.outcome.as_deref().unwrap();
+        if call.started > activated + second && call.ended < rollback_sent {
+            assert_eq!(version, "0.2.0", "a call on B over 1 s after A activated");
+            new += 1;
+        } else if call.started > rolled_back + second {
+            assert_eq!(version, "0.1.0", "a call on B over 1 s after A rolled back");
+            old += 1;
+        }
+    }
+    assert!(
+        new >= 10 && old >= 10,
+        "{new} calls after the activation, {old} after the rollback"
+    );
+
+    // A connection changed on B is used by A.
+    let spec = json!({"plugin": "echo", "config": {"greeting": "changed on B"}});
+    let (status, body) = b
+        .send(
+            reqwest::Method::PUT,
+            "/v1/connections/echo",
+            Some(spec.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(second).await;
+    let (status, out) = a
+        .send(
+            reqwest::Method::POST,
+            "/v1/connections/echo/operations/config",
+            Some(br#"{"key": "greeting"}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(
+        out["value"], "changed on B",
+        "A, 1 s after B changed it: {out}"
+    );
+    junction_tests::postgres::drop_database(&url).await;
 }

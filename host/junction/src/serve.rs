@@ -10,6 +10,7 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::telemetry::TelemetryConfig;
 use junction_runtime::Runtime;
+use junction_store::DatabaseLocation;
 
 /// Sends logs to stderr, filtered by `JUNCTION_LOG` (`default` when unset),
 /// in the format [`telemetry`](crate::telemetry) describes, without trace
@@ -36,7 +37,16 @@ pub async fn run(
     if config.api.tokens.is_empty() {
         tracing::warn!("no API tokens are configured: every /v1 endpoint will answer 401");
     }
+    let _sole_host = match config.store.database_location() {
+        DatabaseLocation::Sqlite(path) => Some(sole_host(path)?),
+        _ => None,
+    };
     let runtime = Runtime::open(&config.store, &config.runtime).await?;
+    // Hosts sharing PostgreSQL see each other's plugin and connection changes.
+    let _follow = runtime
+        .follow_changes()
+        .await
+        .context("listening for the other hosts' changes")?;
     let _watch = match &config.runtime.plugin_dir {
         Some(dir) => Some(
             junction_runtime::watcher::watch(runtime.clone(), dir.clone())
@@ -54,4 +64,46 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
+}
+
+/// Takes the lock that makes this the only host serving the SQLite file at
+/// `database` (`<file>.lock`, an advisory lock the system drops when the
+/// process ends, however it ends); held while the returned file is open.
+fn sole_host(database: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the database directory {}", dir.display()))?;
+    }
+    let mut name = database.as_os_str().to_owned();
+    name.push(".lock");
+    let path = std::path::PathBuf::from(name);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening the host lock {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            anyhow::bail!(
+                "another junction host (pid {}) is serving the SQLite database {}; SQLite is for \
+                 one host: stop that one, or share a PostgreSQL database between hosts \
+                 (`database = \"postgres://...\"`)",
+                holder.trim(),
+                database.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()));
+        }
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
 }

@@ -84,6 +84,18 @@ fn serve_loads_the_plugin_directory_and_answers() {
         std::thread::sleep(Duration::from_millis(25));
     }
 
+    // A second host on the same SQLite file refuses to start, and says why.
+    let second = Command::new(env!("CARGO_BIN_EXE_junction"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("JUNCTION_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("SQLite is for one host"), "{said}");
+    assert!(said.contains(&format!("pid {}", server.0.id())), "{said}");
+
     let unauthorized = client.get(format!("{base}/v1/plugins")).send().unwrap();
     assert_eq!(unauthorized.status(), 401);
     let plugins: serde_json::Value = client

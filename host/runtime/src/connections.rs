@@ -174,6 +174,7 @@ impl Runtime {
             updated_at: now,
         };
         let created = self.store.put_connection(&connection).await?;
+        self.announce(store::Change::Connections).await;
         self.nets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -183,6 +184,32 @@ impl Runtime {
             .unwrap_or_else(|e| e.into_inner())
             .insert(connection.name.clone(), Arc::new(connection.clone()));
         Ok((connection, created))
+    }
+
+    /// Drops the cached connections that another host changed, so the next
+    /// call reads them from the store (what their calls share is rebuilt
+    /// then: `bound` compares the change time). Unchanged ones keep their
+    /// pooled connections, tokens and learned rate-limit pauses.
+    pub(crate) async fn refresh_connections(&self) {
+        let stored = match self.store.connections().await {
+            Ok(stored) => stored,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading connections after another host's change failed");
+                self.connections
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
+                return;
+            }
+        };
+        let current: std::collections::HashMap<&str, &str> = stored
+            .iter()
+            .map(|c| (c.name.as_str(), c.updated_at.as_str()))
+            .collect();
+        self.connections
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|name, c| current.get(name.as_str()) == Some(&c.updated_at.as_str()));
     }
 
     pub(crate) async fn connection(&self, name: &str) -> Result<Arc<Connection>, CallError> {

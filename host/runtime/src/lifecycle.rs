@@ -1,5 +1,6 @@
 //! Plugin lifecycle on a running host: upload a package, activate a
-//! version, roll back, delete, and restore everything after a restart.
+//! version, roll back, delete, restore everything after a restart, and
+//! follow what the other hosts sharing the database do.
 //! Every action, refused ones included, goes to the audit log.
 
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use serde::Serialize;
 use crate::plugins::{Added, Conflict, PackageInfo, Plugin};
 use crate::runtime::{LoadError, Runtime};
 use junction_store::audit::{Outcome, Record};
-use junction_store::{self as store, StoredVersion};
+use junction_store::{self as store, Change, StoredVersion};
 
 /// Why a lifecycle action was refused.
 #[derive(Debug, thiserror::Error)]
@@ -218,6 +219,7 @@ impl Runtime {
                     .record_activation(plugin.name(), &plugin.version().to_string(), actor)
                     .await?;
             }
+            self.announce(Change::Plugins).await;
         }
         let plugin = self
             .plugins
@@ -269,6 +271,7 @@ impl Runtime {
         let parsed = parse_version(name, version)?;
         self.plugins.activate(name, &parsed)?;
         self.store().record_activation(name, version, actor).await?;
+        self.announce(Change::Plugins).await;
         self.plugins.get(name, Some(&parsed)).ok_or_else(|| {
             Conflict::NotLoaded(format!("plugin `{name}` has no loaded version {version}")).into()
         })
@@ -366,6 +369,7 @@ impl Runtime {
         }
         let removed = self.plugins.remove(name, &parsed)?;
         self.store().delete_plugin_version(name, version).await?;
+        self.announce(Change::Plugins).await;
         Ok(removed.digest().to_string())
     }
 
@@ -417,46 +421,133 @@ impl Runtime {
         })
     }
 
-    /// Loads every stored plugin version and re-activates what was active.
-    /// A stored package that no longer validates is reported and skipped.
+    /// Loads every stored plugin version and re-activates the stored active
+    /// ones; returns how many versions loaded.
     pub async fn restore(&self) -> Result<usize, LifecycleError> {
+        self.sync_plugins().await
+    }
+
+    /// Brings the loaded plugin versions in line with the store, as another
+    /// host sharing it left them: loads the versions it lacks (compiled, or
+    /// taken from the compiled-code cache), activates what the store says is
+    /// active, and unloads uploaded versions the store no longer has. Calls
+    /// in flight finish on the version they started on. Returns how many
+    /// versions it loaded.
+    pub async fn sync_plugins(&self) -> Result<usize, LifecycleError> {
         let stored = self.store().plugin_versions().await?;
         let active = self.store().active_versions().await?;
         let mut loaded = 0;
         for v in &stored {
-            let Some(bytes) = self.store().package(&v.package_digest).await? else {
-                tracing::error!(plugin = %v.name, version = %v.version, "stored package is missing; skipped");
+            let known = semver::Version::parse(&v.version)
+                .ok()
+                .and_then(|parsed| self.plugins.get(&v.name, Some(&parsed)))
+                .is_some();
+            if known {
                 continue;
-            };
-            let result = async {
-                let package = Package::from_bytes(&bytes)?;
-                let validated = junction_registry::validate(&package, &self.policy)?;
-                let info = PackageInfo {
-                    package_digest: v.package_digest.clone(),
-                    signer: validated.signer.clone(),
-                    uploaded_by: v.uploaded_by.clone(),
-                    capabilities: validated.manifest.capabilities.clone(),
-                    limits: validated.manifest.limits,
-                };
-                self.install(package.wasm(), validated.inspection, Some(info))
-                    .await
             }
-            .await;
-            match result {
-                Ok(_) => loaded += 1,
+            match self.load_stored(v).await {
+                Ok(()) => loaded += 1,
                 Err(err) => {
                     tracing::error!(plugin = %v.name, version = %v.version, error = %err, "stored plugin version no longer loads; skipped")
                 }
             }
         }
-        for (name, version) in active {
-            if let Ok(parsed) = semver::Version::parse(&version)
-                && let Err(err) = self.plugins.activate(&name, &parsed)
+        for (name, version) in &active {
+            let current = self.plugins.versions(name).and_then(|(_, a)| a);
+            if let Ok(parsed) = semver::Version::parse(version)
+                && current.as_ref() != Some(&parsed)
+                && let Err(err) = self.plugins.activate(name, &parsed)
             {
                 tracing::error!(plugin = %name, %version, error = %err, "could not re-activate");
             }
         }
+        // Versions uploaded here or by another host and since deleted; a
+        // component loaded without a package is this host's own business.
+        for (name, versions) in self.plugins.all() {
+            for plugin in versions {
+                let deleted = plugin.package().is_some()
+                    && !stored
+                        .iter()
+                        .any(|v| v.name == name && v.version == plugin.version().to_string());
+                if deleted && let Err(err) = self.plugins.remove(&name, plugin.version()) {
+                    tracing::warn!(plugin = %name, version = %plugin.version(), error = %err, "a version deleted elsewhere stays loaded");
+                }
+            }
+        }
         Ok(loaded)
+    }
+
+    /// Loads one stored version from its package.
+    async fn load_stored(&self, v: &StoredVersion) -> Result<(), LifecycleError> {
+        let Some(bytes) = self.store().package(&v.package_digest).await? else {
+            return Err(Conflict::NotLoaded(format!(
+                "the stored package {} is missing",
+                v.package_digest
+            ))
+            .into());
+        };
+        let package = Package::from_bytes(&bytes)?;
+        let validated = junction_registry::validate(&package, &self.policy)?;
+        let info = PackageInfo {
+            package_digest: v.package_digest.clone(),
+            signer: validated.signer.clone(),
+            uploaded_by: v.uploaded_by.clone(),
+            capabilities: validated.manifest.capabilities.clone(),
+            limits: validated.manifest.limits,
+        };
+        self.install(package.wasm(), validated.inspection, Some(info))
+            .await?;
+        Ok(())
+    }
+
+    /// Follows the other hosts' changes (PostgreSQL only): plugin changes
+    /// are synced from the store, connection changes drop the cached
+    /// connections. Runs until the runtime is dropped; `None` on SQLite.
+    pub async fn follow_changes(
+        self: &Arc<Self>,
+    ) -> Result<Option<tokio::task::JoinHandle<()>>, LifecycleError> {
+        let Some(mut feed) = self.store().changes().await? else {
+            return Ok(None);
+        };
+        let runtime = Arc::downgrade(self);
+        Ok(Some(tokio::spawn(async move {
+            loop {
+                let change = feed.next().await;
+                let Some(runtime) = runtime.upgrade() else {
+                    return;
+                };
+                match change {
+                    Ok(Change::Connections) => runtime.refresh_connections().await,
+                    Ok(Change::Plugins) => runtime.sync_logged().await,
+                    Ok(Change::Unknown) => {
+                        runtime.refresh_connections().await;
+                        runtime.sync_logged().await;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "listening for other hosts' changes failed; retrying");
+                        drop(runtime);
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        })))
+    }
+
+    async fn sync_logged(&self) {
+        match self.sync_plugins().await {
+            Ok(loaded) if loaded > 0 => {
+                tracing::info!(loaded, "loaded plugin versions another host uploaded")
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "syncing plugin versions failed"),
+        }
+    }
+
+    /// Tells the other hosts that `change` happened here.
+    pub(crate) async fn announce(&self, change: Change) {
+        if let Err(err) = self.store().announce(change).await {
+            tracing::warn!(error = %err, "telling the other hosts of a change failed");
+        }
     }
 }
 

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use sqlx::AnyPool;
 
 pub mod audit;
+mod changes;
 pub mod commit;
 pub mod config;
 mod connections;
@@ -46,6 +47,7 @@ pub mod secrets;
 mod tests;
 mod work;
 
+pub use changes::{Change, ChangeFeed};
 pub use config::{DatabaseLocation, StoreConfig};
 pub use connections::{Auth, Connection, RateLimit, WebhookSettings};
 pub use dead_letters::{DeadLetterRow, NewDeadLetter, ReplayOutcome, TouchKind};
@@ -140,6 +142,25 @@ pub struct Store {
     key_origin: String,
     /// How long the group committer's commits take (shared by the clones).
     commit_seconds: prometheus_client::metrics::histogram::Histogram,
+    /// The PostgreSQL URL, for listening to the other hosts' notices.
+    url: Option<ListenUrl>,
+}
+
+/// A database URL that prints without its password.
+#[derive(Clone)]
+struct ListenUrl(String);
+
+impl std::ops::Deref for ListenUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ListenUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
 }
 
 /// Where the key sealing connection secrets comes from.

@@ -69,7 +69,11 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(unreachable)?;
-        Self::finish(pool, Backend::Postgres, KeySource::Given(key)).await
+        let store = Self::finish(pool, Backend::Postgres, KeySource::Given(key)).await?;
+        Ok(Store {
+            url: Some(crate::ListenUrl(url.to_string())),
+            ..store
+        })
     }
 
     /// Opens (creating if needed) the SQLite database at `path` and migrates
@@ -176,6 +180,7 @@ impl Store {
             secrets,
             key_origin,
             commit_seconds: crate::commit::commit_histogram(),
+            url: None,
         };
         store.check_secrets().await?;
         Ok(store)
