@@ -113,7 +113,11 @@ pub enum Refusal {
     )]
     Unsigned,
     /// The package is signed by a key the host does not trust.
-    #[error("the package is signed by key {key_id}, which this host does not trust")]
+    #[error(
+        "the package is signed by key {key_id}, which this host does not trust: add the signer's \
+         public key to `trusted_keys` in the host's configuration and reload it \
+         (`POST /v1/admin/reload` or SIGHUP), no restart needed"
+    )]
     UntrustedSigner {
         /// The signer's key id.
         key_id: String,

@@ -79,7 +79,7 @@ fn crash_host_process() {
         .unwrap();
     // Runs until it is killed.
     runtime
-        .block_on(junction::serve::run(&config, std::future::pending()))
+        .block_on(junction::serve::run(&config, None, std::future::pending()))
         .unwrap();
 }
 

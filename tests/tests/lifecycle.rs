@@ -764,3 +764,98 @@ async fn two_hosts_on_postgres_follow_each_others_changes_within_a_second() {
     );
     junction_tests::postgres::drop_database(&url).await;
 }
+
+#[tokio::test]
+async fn trusted_keys_and_tokens_reload_without_a_restart_and_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("junction.toml");
+    let key = SigningKey::generate();
+    let write = |trusted: &str, extra_token: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "require_signatures = true\ntrusted_keys = [{trusted}]\n\
+                 [tokens.admin]\ntoken = {ADMIN:?}\nscope = \"admin\"\n{extra_token}"
+            ),
+        )
+        .unwrap();
+    };
+    write("", "");
+    let config = {
+        let mut config = Config::load(Some(&file)).unwrap();
+        config.store.database = None;
+        config.runtime.cache_dir = None;
+        config.runtime.limits = test_limits();
+        config
+    };
+    let runtime = runtime_with(&config).await;
+    let source = junction::serve::reload_source(Some(&file));
+    let (app, _reloader) = junction_api::router_with_reload(
+        runtime,
+        &config.api,
+        config.flows.options(),
+        Some(source),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = Host {
+        base: format!("http://{}", listener.local_addr().unwrap()),
+        client: reqwest::Client::new(),
+    };
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let signed = echo_package("0.1.0").sign(&key).to_bytes();
+
+    // Not trusted yet: the refusal says what to change and how to apply it.
+    let (status, body) = host.upload(signed.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`trusted_keys`") && message.contains("/v1/admin/reload"),
+        "{message}"
+    );
+
+    // A configuration that does not parse changes nothing.
+    std::fs::write(&file, "trusted_keys = 7\n").unwrap();
+    let (status, body) = host
+        .send(reqwest::Method::POST, "/v1/admin/reload", None)
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_config");
+
+    // The key trusted and a token added in the file, then reloaded.
+    write(
+        &format!("{:?}", key.public_key().to_string()),
+        "[tokens.ci]\ntoken = \"ci-token-0123456789\"\nscope = \"read\"\n",
+    );
+    let (status, body) = host
+        .send(reqwest::Method::POST, "/v1/admin/reload", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"tokens": 2, "trusted_keys": 1, "require_signatures": true})
+    );
+    let (status, body) = host.upload(signed).await;
+    assert_eq!(status, 201, "the next push goes through: {body}");
+    let plugins = host
+        .client
+        .get(format!("{}/v1/plugins", host.base))
+        .bearer_auth("ci-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plugins.status(), 200, "the new token works");
+
+    let audit = host.send(reqwest::Method::GET, "/v1/audit", None).await.1;
+    let reloads: Vec<(&str, &str)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "config.reload")
+        .map(|e| (e["actor"].as_str().unwrap(), e["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(reloads.len(), 2, "{audit}");
+    assert!(
+        reloads.iter().all(|(actor, _)| *actor == "admin"),
+        "{reloads:?}"
+    );
+}

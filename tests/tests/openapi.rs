@@ -71,6 +71,7 @@ fn the_document_is_openapi_3_1_with_every_route() {
         "POST /v1/dead-letters/replay",
         "DELETE /v1/dead-letters/{id}",
         "POST /v1/dead-letters/{id}/replay",
+        "POST /v1/admin/reload",
     ];
     expected.sort();
     assert_eq!(documented, expected);

@@ -30,6 +30,8 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     /// The host failed; the log has the detail.
     Internal,
+    /// The host's configuration did not reload; the message says why.
+    InvalidConfig,
     /// The connection specification is refused; the message says the fix.
     InvalidConnection,
     /// The flow file is refused; the message names the field and the fix.
@@ -95,6 +97,7 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyInFlight => "idempotency_key_in_flight",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorCode::Internal => "internal",
+            ErrorCode::InvalidConfig => "invalid_config",
             ErrorCode::InvalidConnection => "invalid_connection",
             ErrorCode::InvalidFlow => "invalid_flow",
             ErrorCode::InvalidInput => "invalid_input",
@@ -213,6 +216,11 @@ impl ApiError {
             message: message.into(),
             retry_after_secs: None,
         }
+    }
+
+    /// What happened and, where there is one, the fix.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     pub(crate) fn retry_after(mut self, secs: u64) -> ApiError {

@@ -62,6 +62,28 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 pub(crate) struct Tokens(pub(crate) Vec<(String, [u8; 32], Scope)>);
 
 impl Tokens {
+    /// The tokens of `config`, kept as digests.
+    pub(crate) fn of(config: &crate::config::ApiConfig) -> Tokens {
+        Tokens(
+            config
+                .tokens
+                .iter()
+                .map(|(name, t)| {
+                    (
+                        name.clone(),
+                        Sha256::digest(t.token.as_bytes()).into(),
+                        t.scope,
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// How many there are.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub(crate) fn find(&self, presented: &str) -> Option<(&str, Scope)> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         // Compare digests, not secrets, and every entry, so timing says nothing useful.
@@ -88,11 +110,24 @@ pub(crate) fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
 pub struct ApiState {
     pub(crate) runtime: Arc<Runtime>,
     pub(crate) flows: Arc<Flows>,
-    pub(crate) tokens: Arc<Tokens>,
+    /// The API tokens; replaced by a reload.
+    pub(crate) tokens: Arc<std::sync::RwLock<Arc<Tokens>>>,
+    /// Reloads the tokens and trusted keys.
+    pub(crate) reloader: crate::reload::Reloader,
     /// Where senders reach the host, without a trailing `/`.
     pub(crate) public_url: Arc<str>,
     /// The digest of the token that may scrape `/metrics` only.
     pub(crate) metrics_token: Option<[u8; 32]>,
+}
+
+impl ApiState {
+    /// The tokens accepted now.
+    pub(crate) fn tokens(&self) -> Arc<Tokens> {
+        self.tokens
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// The authenticated caller of a request.
@@ -131,8 +166,8 @@ impl FromRequestParts<ApiState> for Caller {
         state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers)?;
-        let (name, scope) = state
-            .tokens
+        let tokens = state.tokens();
+        let (name, scope) = tokens
             .find(token)
             .ok_or_else(|| unauthorized("unknown token"))?;
         Ok(Caller {

@@ -27,6 +27,7 @@ mod kpis;
 mod metrics;
 mod openapi;
 mod plugins;
+mod reload;
 mod runs;
 mod trace;
 mod transforms;
@@ -36,6 +37,7 @@ pub use config::{ApiConfig, Scope, Token};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use extract::{ApiState, Caller, JsonBody, RawBody};
 pub use openapi::document as openapi_document;
+pub use reload::{ReloadSource, Reloaded, Reloader};
 
 use extract::Tokens;
 
@@ -43,32 +45,44 @@ use extract::Tokens;
 /// settings of `config`. Starts the flow workers when called inside a Tokio
 /// runtime; they stop when the router is dropped.
 pub fn router(runtime: Arc<Runtime>, config: &ApiConfig, flows: FlowOptions) -> Router {
+    router_with_reload(runtime, config, flows, None).0
+}
+
+/// As [`router`], with what `POST /v1/admin/reload` reads the configuration
+/// from (`None`: the endpoint says the host has nothing to reload), and the
+/// [`Reloader`] for the same reload on a signal.
+pub fn router_with_reload(
+    runtime: Arc<Runtime>,
+    config: &ApiConfig,
+    flows: FlowOptions,
+    source: Option<ReloadSource>,
+) -> (Router, Reloader) {
     let flows = Flows::new(runtime.clone(), flows);
     if tokio::runtime::Handle::try_current().is_ok() {
         flows.spawn_workers();
     }
-    router_with_flows(flows, config)
+    build(flows, config, source)
 }
 
 /// The API router over `flows` (and its runtime), whose workers the caller runs.
 pub fn router_with_flows(flows: Arc<Flows>, config: &ApiConfig) -> Router {
+    build(flows, config, None).0
+}
+
+fn build(
+    flows: Arc<Flows>,
+    config: &ApiConfig,
+    source: Option<ReloadSource>,
+) -> (Router, Reloader) {
     let runtime = flows.runtime().clone();
-    let tokens = config
-        .tokens
-        .iter()
-        .map(|(name, t)| {
-            (
-                name.clone(),
-                Sha256::digest(t.token.as_bytes()).into(),
-                t.scope,
-            )
-        })
-        .collect();
+    let tokens = Arc::new(std::sync::RwLock::new(Arc::new(Tokens::of(config))));
+    let reloader = Reloader::new(runtime.clone(), tokens.clone(), source);
     let upload_limit = runtime.max_component_bytes().saturating_add(1024 * 1024);
     let state = ApiState {
         runtime,
         flows,
-        tokens: Arc::new(Tokens(tokens)),
+        tokens,
+        reloader: reloader.clone(),
         public_url: config.public_url().into(),
         metrics_token: config
             .metrics_token
@@ -76,7 +90,7 @@ pub fn router_with_flows(flows: Arc<Flows>, config: &ApiConfig) -> Router {
             .map(|t| Sha256::digest(t.as_bytes()).into()),
     };
     let (router, _) = openapi::routes(upload_limit).split_for_parts();
-    router
+    let router = router
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -87,7 +101,8 @@ pub fn router_with_flows(flows: Arc<Flows>, config: &ApiConfig) -> Router {
         })
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(axum::middleware::from_fn(trace::traced))
-        .with_state(state)
+        .with_state(state);
+    (router, reloader)
 }
 
 /// A health or readiness answer.

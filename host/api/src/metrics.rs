@@ -65,7 +65,7 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
             return Ok(());
         }
     }
-    match state.tokens.find(token) {
+    match state.tokens().find(token) {
         Some((_, scope)) if scope >= Scope::Read => Ok(()),
         _ => Err(unauthorized("unknown token")),
     }

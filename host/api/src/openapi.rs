@@ -24,6 +24,7 @@ use crate::flows::*;
 use crate::kpis::*;
 use crate::metrics::*;
 use crate::plugins::*;
+use crate::reload::*;
 use crate::runs::*;
 use crate::transforms::*;
 use crate::webhooks::*;
@@ -117,6 +118,7 @@ pub(crate) fn routes(upload_limit: usize) -> OpenApiRouter<ApiState> {
         .routes(routes!(discard_dead_letter))
         .routes(routes!(replay_dead_letter))
         .routes(routes!(kpis))
+        .routes(routes!(reload_config))
 }
 
 /// The OpenAPI document of this version of the API.

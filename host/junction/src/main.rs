@@ -290,7 +290,7 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     if telemetry.exporting() {
         tracing::info!("exporting traces over OTLP");
     }
-    junction::serve::run(&config, async {
+    junction::serve::run(&config, config_path.as_deref(), async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await

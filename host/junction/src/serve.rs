@@ -29,9 +29,12 @@ pub fn log_to_stderr(default: &str) {
 
 /// Opens the store named by `config` (restoring its plugins), watches
 /// `plugin_dir`, starts the flow workers and serves the API on `listen`
-/// until `shutdown` completes.
+/// until `shutdown` completes. The trusted keys and API tokens are reloaded
+/// from `config_path` (and the environment, as at start) on SIGHUP and on
+/// `POST /v1/admin/reload`.
 pub async fn run(
     config: &Config,
+    config_path: Option<&std::path::Path>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     if config.api.tokens.is_empty() {
@@ -59,7 +62,13 @@ pub async fn run(
         .await
         .with_context(|| format!("listening on {}", config.api.listen))?;
     tracing::info!(address = %listener.local_addr()?, "junction is serving");
-    let app = junction_api::router(runtime, &config.api, config.flows.options());
+    let (app, reloader) = junction_api::router_with_reload(
+        runtime,
+        &config.api,
+        config.flows.options(),
+        Some(reload_source(config_path)),
+    );
+    reload_on_hangup(reloader)?;
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
@@ -106,4 +115,34 @@ fn sole_host(database: &std::path::Path) -> anyhow::Result<std::fs::File> {
     file.rewind()?;
     write!(file, "{}", std::process::id())?;
     Ok(file)
+}
+
+/// What a reload reads: the configuration file at `path` (none: the
+/// defaults) and the environment, as at start.
+pub fn reload_source(path: Option<&std::path::Path>) -> junction_api::ReloadSource {
+    let path = path.map(std::path::Path::to_path_buf);
+    std::sync::Arc::new(move || {
+        Config::load(path.as_deref())
+            .map(|c| (c.api, c.runtime))
+            .map_err(|e| format!("{e:#}"))
+    })
+}
+
+/// Reloads on every SIGHUP, as `POST /v1/admin/reload` does.
+fn reload_on_hangup(reloader: junction_api::Reloader) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                if let Err(e) = reloader.reload("SIGHUP").await {
+                    tracing::error!(error = %e.message(), "reloading the configuration failed; nothing changed");
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(reloader);
+    Ok(())
 }

@@ -96,6 +96,38 @@ fn serve_loads_the_plugin_directory_and_answers() {
     assert!(said.contains("SQLite is for one host"), "{said}");
     assert!(said.contains(&format!("pid {}", server.0.id())), "{said}");
 
+    // SIGHUP reloads the tokens (and trusted keys) from the file.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}[tokens.late]\ntoken = \"late-token-0123456789\"\nscope = \"read\"\n"),
+    )
+    .unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = client
+            .get(format!("{base}/v1/plugins"))
+            .bearer_auth("late-token-0123456789")
+            .send()
+            .unwrap()
+            .status();
+        if status.is_success() {
+            break;
+        }
+        assert_eq!(status, 401);
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reload the tokens"
+        );
+        // Poll interval, not synchronisation: the loop ends on the new token's answer.
+        std::thread::sleep(Duration::from_millis(25));
+    }
+
     let unauthorized = client.get(format!("{base}/v1/plugins")).send().unwrap();
     assert_eq!(unauthorized.status(), 401);
     let plugins: serde_json::Value = client

@@ -154,7 +154,7 @@ impl Runtime {
 
     async fn upload_inner(&self, bytes: &[u8], actor: &str) -> Result<Uploaded, LifecycleError> {
         let package = Package::from_bytes(bytes)?;
-        let validated = junction_registry::validate(&package, &self.policy)?;
+        let validated = junction_registry::validate(&package, &self.policy())?;
         let info = PackageInfo {
             package_digest: validated.package_digest.to_string(),
             signer: validated.signer.clone(),
@@ -487,7 +487,7 @@ impl Runtime {
             .into());
         };
         let package = Package::from_bytes(&bytes)?;
-        let validated = junction_registry::validate(&package, &self.policy)?;
+        let validated = junction_registry::validate(&package, &self.policy())?;
         let info = PackageInfo {
             package_digest: v.package_digest.clone(),
             signer: validated.signer.clone(),

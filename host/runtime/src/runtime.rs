@@ -73,7 +73,9 @@ pub struct Runtime {
     transform_linker: Linker<HostState>,
     pub(crate) max_component_bytes: usize,
     pub(crate) cache: Option<CompileCache>,
-    pub(crate) policy: junction_registry::Policy,
+    /// What uploads must satisfy; the trusted keys can be replaced while
+    /// the host runs ([`Runtime::set_signature_policy`]).
+    policy: std::sync::RwLock<Arc<junction_registry::Policy>>,
     /// Connections read through from the store; written through on change.
     pub(crate) connections: std::sync::RwLock<std::collections::HashMap<String, Arc<Connection>>>,
     /// What the calls on each connection share, keyed by connection name.
@@ -137,7 +139,7 @@ impl Runtime {
             transform_linker,
             max_component_bytes: config.max_component_bytes,
             cache,
-            policy,
+            policy: std::sync::RwLock::new(Arc::new(policy)),
             connections: Default::default(),
             nets: Default::default(),
             pool: Pool::new(config.limits.pooled_instances),
@@ -528,6 +530,34 @@ impl Runtime {
             deadline_ms: limits.deadline_ms,
         };
         Ok((store, ctx))
+    }
+
+    /// What uploads must satisfy now.
+    pub(crate) fn policy(&self) -> Arc<junction_registry::Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces whether signatures are required and which keys are trusted
+    /// (a reload of the configuration); returns how many keys are trusted.
+    /// Versions already loaded stay loaded.
+    pub fn set_signature_policy(
+        &self,
+        require_signatures: bool,
+        trusted_keys: &[String],
+    ) -> Result<usize, String> {
+        let trusted = junction_registry::TrustedKeys::parse(trusted_keys)
+            .map_err(|e| format!("trusted_keys: {e}"))?;
+        let mut policy = self.policy.write().unwrap_or_else(|e| e.into_inner());
+        let count = trusted.iter().count();
+        *policy = Arc::new(junction_registry::Policy {
+            max_component_bytes: policy.max_component_bytes,
+            require_signatures,
+            trusted,
+        });
+        Ok(count)
     }
 
     /// A fresh budget and refusal record for one call of `plugin` (`name`).
