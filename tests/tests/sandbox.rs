@@ -488,39 +488,75 @@ async fn calls_beyond_a_plugins_concurrency_wait_then_get_busy() {
     );
 }
 
-#[tokio::test]
-async fn spinning_calls_cannot_take_the_instance_pool_from_a_healthy_plugin() {
-    // The pool has 32 instances (test_limits) and the hostile plugin may run
-    // 64 calls at once: without shares, it alone would take every instance.
+/// The hostile guest's version, as built; [`hostile_version`] stamps its last digit.
+const HOSTILE_VERSION: &[u8] = b"0.1.0-hostile-0";
+
+/// The hostile guest as version `0.1.0-hostile-<n>`: a distinct component
+/// (its version string rewritten), loaded as another version of the plugin.
+fn hostile_version(n: u8) -> Vec<u8> {
+    let mut wasm = guests::bytes(guests::HOSTILE);
+    let found: Vec<usize> = wasm
+        .windows(HOSTILE_VERSION.len())
+        .enumerate()
+        .filter(|(_, w)| *w == HOSTILE_VERSION)
+        .map(|(at, _)| at)
+        .collect();
+    assert_eq!(found.len(), 1, "the version string appears once");
+    wasm[found[0] + HOSTILE_VERSION.len() - 1] = b'0' + n;
+    wasm
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hostile_versions_spinning_cannot_starve_a_healthy_plugin() {
+    // The pool has 32 instances (test_limits); five hostile versions may run
+    // 64 calls each: without shares, any one of them would take every instance.
     let limits = junction_runtime::engine::Limits {
         concurrency: 64,
         deadline_ms: 3_000,
         queue_ms: 200,
         ..test_limits()
     };
-    let rt = hostile_runtime(limits).await;
+    let rt = runtime(limits).await;
     rt.load_plugin(&guests::bytes(guests::ECHO)).await.unwrap();
-    connect(&rt, "hostile", "hostile", vec![]).await;
     connect(&rt, "echo", "echo", vec![]).await;
-    let spinning: Vec<_> = (0..64)
-        .map(|_| {
+    for n in 1..=5 {
+        let loaded = rt.load_plugin(&hostile_version(n)).await.unwrap();
+        assert_eq!(loaded.version().to_string(), format!("0.1.0-hostile-{n}"));
+        rt.put_connection(
+            &format!("hostile-{n}"),
+            ConnectionSpec {
+                plugin: "hostile".into(),
+                version: Some(format!("0.1.0-hostile-{n}")),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let spinning: Vec<_> = (1..=5)
+        .flat_map(|n| (0..64).map(move |_| n))
+        .map(|n| {
             let rt = rt.clone();
-            tokio::spawn(async move { invoke(&rt, "hostile", "loop", json!({})).await })
+            tokio::spawn(
+                async move { invoke(&rt, &format!("hostile-{n}"), "loop", json!({})).await },
+            )
         })
         .collect();
-    // Wait until the hostile plugin holds its whole share: its next call is busy.
-    loop {
-        match invoke(&rt, "hostile", "noop", json!({})).await {
-            Err(CallError::Busy { .. }) => break,
-            Ok(_) => tokio::task::yield_now().await,
-            Err(other) => panic!("unexpected: {other}"),
+    // Wait until every hostile version holds its whole share: its next call is busy.
+    for n in 1..=5 {
+        loop {
+            match invoke(&rt, &format!("hostile-{n}"), "noop", json!({})).await {
+                Err(CallError::Busy { .. }) => break,
+                Ok(_) => tokio::task::yield_now().await,
+                Err(other) => panic!("unexpected: {other}"),
+            }
         }
     }
     for _ in 0..50 {
         assert_eq!(
             invoke(&rt, "echo", "noop", json!({})).await.unwrap(),
             json!({}),
-            "the healthy plugin is served while the hostile one spins"
+            "the healthy plugin is served while five hostile versions spin"
         );
     }
     let (mut busy, mut timed_out) = (0, 0);

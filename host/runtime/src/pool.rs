@@ -2,11 +2,15 @@
 //! then a share of the host-wide instance pool.
 //!
 //! The engine's pooling allocator holds `pooled_instances` instances for
-//! every plugin together. Without a share, a few plugin versions calling at
+//! every plugin together. Without a rule, a few plugin versions calling at
 //! their own concurrency could take every instance, and an innocent plugin's
-//! instantiation would fail as if it had crashed. Here a version may hold at
-//! most `pool / (versions holding instances + 1)` of them: one share is
-//! always left for a version that has none yet. A call that finds no room
+//! instantiation would fail as if it had crashed. Here a version that holds
+//! no instance may take any free one, and a version that holds some may
+//! take another only while `pool / (versions holding instances + 1)` stay
+//! free after it: what is held cannot be taken back before its calls end,
+//! so the room for the next newcomer is kept free instead. Whatever the
+//! others do, a version that has none gets one as long as fewer versions
+//! than the pool has instances are calling. A call that finds no room
 //! waits, at most the version's `queue_ms`, then gets `plugin_busy`.
 
 use std::sync::Arc;
@@ -47,13 +51,15 @@ impl Pool {
         })
     }
 
-    /// The most instances one version may hold now, given whether it holds any.
-    fn share(&self, holds_some: bool) -> usize {
-        let others = self
-            .versions
-            .load(Ordering::Acquire)
-            .saturating_sub(usize::from(holds_some));
-        (self.size / (others + 2)).max(1)
+    /// Whether a version may take one more instance now, given whether it
+    /// holds any (see the module's documentation).
+    fn may_take(&self, holds_some: bool) -> bool {
+        let free = self.permits.available_permits();
+        if !holds_some {
+            return free > 0;
+        }
+        let holding = self.versions.load(Ordering::Acquire).max(1);
+        free > self.size / (holding + 1)
     }
 }
 
@@ -100,7 +106,7 @@ pub(crate) async fn admit(plugin: &Plugin, pool: &Arc<Pool>) -> Result<Admission
         // Registered before the check, so a release in between is not missed.
         released.as_mut().enable();
         let held = plugin.in_pool.load(Ordering::Acquire);
-        if held < pool.share(held > 0)
+        if pool.may_take(held > 0)
             && let Ok(instance) = pool.permits.clone().try_acquire_owned()
         {
             if plugin.in_pool.fetch_add(1, Ordering::AcqRel) == 0 {
@@ -126,17 +132,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_share_is_always_left_for_a_newcomer() {
+    fn room_for_a_newcomer_is_kept_free() {
         let pool = Pool::new(256);
         assert_eq!(pool.size, 252);
-        assert_eq!(pool.share(false), 126, "alone: half the pool");
+        let take = |n: usize| {
+            for _ in 0..n {
+                pool.permits.clone().try_acquire_owned().unwrap().forget();
+            }
+        };
+        // One version alone: it may take until half the pool is left.
+        pool.versions.store(1, Ordering::Release);
+        take(125);
+        assert!(pool.may_take(true));
+        take(1);
+        assert!(!pool.may_take(true), "126 stay free");
+        assert!(pool.may_take(false), "a newcomer gets one");
+        // Five versions holding: each may take while a sixth of the pool stays free.
         pool.versions.store(5, Ordering::Release);
-        assert_eq!(pool.share(true), 42);
-        assert_eq!(pool.share(false), 36);
-        assert!(5 * pool.share(true) < pool.size, "room for a sixth version");
+        assert!(pool.may_take(true));
+        take(126 - 42);
+        assert!(!pool.may_take(true), "42 stay free");
+        assert!(pool.may_take(false));
         let tiny = Pool::new(2);
         assert_eq!(tiny.size, 2);
         tiny.versions.store(3, Ordering::Release);
-        assert_eq!(tiny.share(false), 1, "never less than one");
+        assert!(tiny.may_take(false), "a newcomer takes the last free one");
     }
 }
