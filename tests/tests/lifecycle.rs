@@ -680,16 +680,17 @@ async fn two_hosts_on_postgres_follow_each_others_changes_within_a_second() {
     })
     .await;
 
-    // B is called steadily while A activates 0.2.0, then rolls back.
-    let b = Arc::new(b);
+    // Both hosts are called steadily (four callers each) while A activates
+    // 0.2.0, then rolls back.
+    let (a, b) = (Arc::new(a), Arc::new(b));
     let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let (b, stop) = (b.clone(), stop.clone());
+    let load = |host: Arc<Host>| {
+        let stop = stop.clone();
         tokio::spawn(async move {
             let mut calls = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();
-                let outcome = b.echo_version().await;
+                let outcome = host.echo_version().await;
                 calls.push(Call {
                     started,
                     ended: Instant::now(),
@@ -699,6 +700,9 @@ async fn two_hosts_on_postgres_follow_each_others_changes_within_a_second() {
             calls
         })
     };
+    let on_a: Vec<_> = (0..4).map(|_| load(a.clone())).collect();
+    let on_b: Vec<_> = (0..4).map(|_| load(b.clone())).collect();
+    let load_started = Instant::now();
     // What "within 1 s" allows: the sleeps are the bound under test, not
     // synchronisation (the calls decide the outcome).
     let second = Duration::from_secs(1);
@@ -720,9 +724,23 @@ async fn two_hosts_on_postgres_follow_each_others_changes_within_a_second() {
     let rolled_back = Instant::now();
     tokio::time::sleep(2 * second).await;
     stop.store(true, Ordering::Relaxed);
-    let calls = load.await.unwrap();
-
+    let load_took = load_started.elapsed();
+    let mut on_a_total = 0;
+    for caller in on_a {
+        let from_a = caller.await.unwrap();
+        assert_none_failed(&from_a);
+        on_a_total += from_a.len();
+    }
+    let mut calls = Vec::new();
+    for caller in on_b {
+        calls.extend(caller.await.unwrap());
+    }
     assert_none_failed(&calls);
+    eprintln!(
+        "{} calls on A and {} on B in {load_took:.1?}",
+        on_a_total,
+        calls.len()
+    );
     let (mut new, mut old) = (0, 0);
     for call in &calls {
         let version = call.outcome.as_deref().unwrap();
