@@ -109,7 +109,8 @@ pub enum Refusal {
     },
     /// The host requires signatures and the package has none.
     #[error(
-        "the package is not signed, and this host accepts only packages signed by a trusted key"
+        "the package is not signed, and this host accepts only packages signed by a trusted key: \
+         sign it (`junction plugin sign <package> --key <key file>`) with a key in its `trusted_keys`"
     )]
     Unsigned,
     /// The package is signed by a key the host does not trust.
