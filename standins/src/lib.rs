@@ -25,7 +25,8 @@
 //!     .post(format!("{}/rest/api/3/project", jira.base_url()))
 //!     .basic_auth("demo@example.com", Some("api-token"))
 //!     .json(&serde_json::json!({
-//!         "key": "ACME", "name": "Acme rollout", "projectTypeKey": "software"
+//!         "key": "ACME", "name": "Acme rollout", "projectTypeKey": "software",
+//!         "leadAccountId": junction_standins::jira::ACCOUNT_ID,
 //!     }))
 //!     .send()
 //!     .await?;

@@ -46,7 +46,7 @@ impl Fixture {
     async fn create_project(&self, key: &str, name: &str) -> Response {
         self.post(
             "/rest/api/3/project",
-            json!({"key": key, "name": name, "projectTypeKey": "software"}),
+            json!({"key": key, "name": name, "projectTypeKey": "software", "leadAccountId": LEAD}),
         )
         .await
     }
@@ -181,9 +181,30 @@ async fn creates_and_reads_a_project() {
             "id": "10001",
             "key": "BETA",
             "name": "Beta",
-            "projectTypeKey": "software"
+            "projectTypeKey": "software",
+            "lead": {"accountId": LEAD}
         })
     );
+}
+
+/// The account id of the stand-in's one user.
+const LEAD: &str = junction_standins::jira::ACCOUNT_ID;
+
+#[tokio::test]
+async fn a_project_without_a_valid_lead_is_400_as_on_jira_cloud() {
+    let f = Fixture::new().await;
+    for body in [
+        json!({"key": "ACME", "name": "Acme", "projectTypeKey": "software"}),
+        json!({"key": "ACME", "name": "Acme", "projectTypeKey": "software", "leadAccountId": "nobody"}),
+    ] {
+        let response = f.post("/rest/api/3/project", body).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            json_of(response).await,
+            json!({"errorMessages": [], "errors": {"projectLead": "You must specify a valid project lead."}})
+        );
+    }
+    assert!(f.jira.projects().is_empty());
 }
 
 #[tokio::test]
@@ -230,7 +251,7 @@ async fn project_validation_errors() {
     let missing_name = f
         .post(
             "/rest/api/3/project",
-            json!({"key": "ACME", "projectTypeKey": "software"}),
+            json!({"key": "ACME", "projectTypeKey": "software", "leadAccountId": LEAD}),
         )
         .await;
     assert_eq!(missing_name.status(), StatusCode::BAD_REQUEST);
@@ -253,7 +274,7 @@ async fn project_validation_errors() {
     let bad_type = f
         .post(
             "/rest/api/3/project",
-            json!({"key": "BETA", "name": "Beta", "projectTypeKey": "kanban"}),
+            json!({"key": "BETA", "name": "Beta", "projectTypeKey": "kanban", "leadAccountId": LEAD}),
         )
         .await;
     assert_eq!(bad_type.status(), StatusCode::BAD_REQUEST);
@@ -267,7 +288,7 @@ async fn project_validation_errors() {
         let created = f
             .post(
                 "/rest/api/3/project",
-                json!({"key": key, "name": kind, "projectTypeKey": kind}),
+                json!({"key": key, "name": kind, "projectTypeKey": kind, "leadAccountId": LEAD}),
             )
             .await;
         assert_eq!(created.status(), StatusCode::CREATED, "{kind}");
@@ -479,7 +500,9 @@ async fn records_every_request() {
     );
     assert_eq!(
         create.body_json(),
-        Some(json!({"key": "ACME", "name": "Acme", "projectTypeKey": "software"}))
+        Some(
+            json!({"key": "ACME", "name": "Acme", "projectTypeKey": "software", "leadAccountId": LEAD})
+        )
     );
 
     let anonymous = &requests[1];

@@ -467,7 +467,10 @@ retry = { attempts = 4, backoff_ms = 20 }
         "{errors:?}"
     );
     assert_eq!(h.jira.projects().len(), 1);
-    assert_eq!(h.count("POST /rest/api/3/project"), 3);
+    // Each attempt first looks up the project lead (the connection's own
+    // user): the two failures met that request, the third attempt created.
+    assert_eq!(h.count("GET /rest/api/3/myself"), 3);
+    assert_eq!(h.count("POST /rest/api/3/project"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,10 @@
 //! Jira Cloud connector: projects and issues over the REST API v3.
 //!
-//! Connection setting `base_url`, e.g. `https://acme.atlassian.net`. The host
-//! adds the `Authorization` header; this plugin never sees credentials.
+//! Connection settings: `base_url`, e.g. `https://acme.atlassian.net`, and
+//! optionally `lead_account_id`, the project lead of the projects it
+//! creates (Jira Cloud refuses a project without one); without it the lead
+//! is the connection's own user (`GET /rest/api/3/myself`). The host adds
+//! the `Authorization` header; this plugin never sees credentials.
 //!
 //! Jira's answers map to errors as follows: 400 is invalid input naming the
 //! fields Jira rejected (or a conflict when the project key is taken), 401/403
@@ -36,10 +39,7 @@ impl Connector for Jira {
     }
 
     fn check(ctx: &Context) -> Result<()> {
-        let response = Request::get(url(ctx, "/rest/api/3/myself")?)
-            .header("accept", "application/json")
-            .send()?;
-        jira_status(response).map(drop)
+        myself(ctx).map(drop)
     }
 
     fn config_schema() -> String {
@@ -56,6 +56,9 @@ junction_sdk::export_connector!(Jira);
 struct Config {
     /// The site, e.g. `https://acme.atlassian.net`, without a trailing slash.
     base_url: String,
+    /// Atlassian account id of the lead of created projects; default: the
+    /// connection's own user.
+    lead_account_id: Option<String>,
 }
 
 fn url(ctx: &Context, path: &str) -> Result<String> {
@@ -80,7 +83,8 @@ struct CreateProject {
     /// `software`, `business` or `service_desk`.
     #[serde(default = "software")]
     project_type_key: String,
-    /// Atlassian account id of the project lead; Jira's default when absent.
+    /// Atlassian account id of the project lead; absent: the connection's
+    /// `lead_account_id` setting, else its own user.
     #[serde(default)]
     lead_account_id: Option<String>,
 }
@@ -126,21 +130,38 @@ impl Created {
     }
 }
 
-fn project_body(input: &CreateProject) -> Value {
-    let mut body = json!({
+fn project_body(input: &CreateProject, lead_account_id: &str) -> Value {
+    json!({
         "key": input.key,
         "name": input.name,
         "projectTypeKey": input.project_type_key,
-    });
-    if let Some(lead) = &input.lead_account_id {
-        body["leadAccountId"] = json!(lead);
-    }
-    body
+        "leadAccountId": lead_account_id,
+    })
 }
 
 fn create_project(ctx: &Context, input: CreateProject) -> Result<Created> {
-    let response = post(ctx, "/rest/api/3/project", &project_body(&input))?;
+    let lead = match input
+        .lead_account_id
+        .clone()
+        .or_else(|| ctx.config("lead_account_id"))
+    {
+        Some(lead) => lead,
+        None => myself(ctx)?,
+    };
+    let response = post(ctx, "/rest/api/3/project", &project_body(&input, &lead))?;
     Created::parse(&jira_status(response)?)
+}
+
+/// The account id of the connection's own user.
+fn myself(ctx: &Context) -> Result<String> {
+    let response = Request::get(url(ctx, "/rest/api/3/myself")?)
+        .header("accept", "application/json")
+        .send()?;
+    let me: Value = jira_status(response)?.json()?;
+    me["accountId"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| Error::Internal("Jira's /myself answer has no accountId".into()))
 }
 
 /// Input of `create-issue`.
@@ -374,15 +395,17 @@ mod tests {
         let input: CreateProject =
             serde_json::from_value(json!({"key": "ACME", "name": "Acme rollout"})).unwrap();
         assert_eq!(
-            project_body(&input),
-            json!({"key": "ACME", "name": "Acme rollout", "projectTypeKey": "software"})
+            project_body(&input, "5b10"),
+            json!({
+                "key": "ACME", "name": "Acme rollout", "projectTypeKey": "software",
+                "leadAccountId": "5b10"
+            })
         );
         let input: CreateProject = serde_json::from_value(json!({
-            "key": "ACME", "name": "A", "project_type_key": "business", "lead_account_id": "5b10"
+            "key": "ACME", "name": "A", "project_type_key": "business"
         }))
         .unwrap();
-        assert_eq!(project_body(&input)["leadAccountId"], "5b10");
-        assert_eq!(project_body(&input)["projectTypeKey"], "business");
+        assert_eq!(project_body(&input, "5b10")["projectTypeKey"], "business");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! | method and path | answer |
 //! | --- | --- |
 //! | `GET /myself` | `200` the authenticated user |
-//! | `POST /project` | `201 {"self","id","key"}`; `400` with field errors |
+//! | `POST /project` | `201 {"self","id","key"}`; `400` with field errors, `projectLead` when `leadAccountId` is not the site's user, as Jira Cloud refuses a project without a lead |
 //! | `GET /project/{keyOrId}` | `200` the project; `404` |
 //! | `POST /issue` | `201 {"id","key","self"}`; `400` with field errors |
 //! | `GET /issue/{keyOrId}` | `200` the issue; `404` |
@@ -390,6 +390,14 @@ async fn create_project(State(state): State<Arc<JiraState>>, body: Bytes) -> Res
         errors.insert(
             "projectName".into(),
             json!("A project with that name already exists."),
+        );
+    }
+    // Jira Cloud needs a lead: `leadAccountId` of a user of the site (the
+    // deprecated `lead`, a user name, no longer resolves on Cloud).
+    if str_field(&body, "leadAccountId") != Some(ACCOUNT_ID) {
+        errors.insert(
+            "projectLead".into(),
+            json!("You must specify a valid project lead."),
         );
     }
     if !PROJECT_TYPE_KEYS.contains(&project_type_key) {
