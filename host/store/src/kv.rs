@@ -82,14 +82,18 @@ async fn stored_size(
     connection: &str,
     key: &str,
 ) -> Result<Option<i64>> {
-    let row =
-        sqlx::query("SELECT value FROM kv WHERE plugin = $1 AND connection = $2 AND key = $3")
-            .bind(plugin)
-            .bind(connection)
-            .bind(key)
-            .fetch_optional(&mut **tx)
-            .await?;
-    Ok(row.map(|r| entry_size(key, &r.get::<Vec<u8>, _>("value"))))
+    // The length only: the value itself (up to a MiB) need not be read.
+    let row = sqlx::query(
+        "SELECT CAST(length(value) AS BIGINT) AS n FROM kv
+         WHERE plugin = $1 AND connection = $2 AND key = $3",
+    )
+    .bind(plugin)
+    .bind(connection)
+    .bind(key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let key_bytes = i64::try_from(key.len()).unwrap_or(i64::MAX);
+    Ok(row.map(|r| key_bytes.saturating_add(r.get::<i64, _>("n"))))
 }
 
 async fn add_usage(
