@@ -780,6 +780,41 @@ async fn two_hosts_on_postgres_follow_each_others_changes_within_a_second() {
         out["value"], "changed on B",
         "A, 1 s after B changed it: {out}"
     );
+
+    // A flow deployed on A is run by B at once, in the version A deployed last.
+    for (version, said) in [(1, "one"), (2, "two")] {
+        let flow = format!(
+            "trigger = {{ type = \"manual\" }}\n[[steps]]\nid = \"say\"\nmap = '{{said: \"{said}\"}}'\n"
+        );
+        let (status, body) = a
+            .send(
+                reqwest::Method::PUT,
+                "/v1/flows/greet",
+                Some(flow.into_bytes()),
+            )
+            .await;
+        assert!(
+            status == 201 || status == 200,
+            "deploy v{version} on A: {status} {body}"
+        );
+        let (status, body) = b
+            .send(
+                reqwest::Method::POST,
+                "/v1/flows/greet/runs",
+                Some(b"{}".to_vec()),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        let run = body["run"].as_str().unwrap().to_string();
+        let path = format!("/v1/runs/{run}");
+        b.until("B's run completes", async |b| {
+            b.send(reqwest::Method::GET, &path, None).await.1["status"] == "completed"
+        })
+        .await;
+        let (_, view) = b.send(reqwest::Method::GET, &path, None).await;
+        assert_eq!(view["flow_version"], version, "{view:#}");
+        assert_eq!(view["steps"][0]["output"]["said"], said, "{view:#}");
+    }
     junction_tests::postgres::drop_database(&url).await;
 }
 
