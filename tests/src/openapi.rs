@@ -193,3 +193,31 @@ pub async fn send(app: &axum::Router, request: http::Request<axum::body::Body>) 
         body,
     }
 }
+
+/// Sends `body` to `method uri` of `app` with `token` as the bearer (none
+/// without one), checks the answer against the document, and returns its
+/// status and body: JSON when it is JSON, else the text as a JSON string
+/// (`Value::Null` when empty).
+pub async fn call(
+    app: &axum::Router,
+    token: Option<&str>,
+    method: &str,
+    uri: &str,
+    body: impl Into<String>,
+) -> (http::StatusCode, Value) {
+    let mut request = http::Request::builder().method(method).uri(uri);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request
+        .body(axum::body::Body::from(body.into()))
+        .expect("a valid request");
+    let answer = send(app, request).await;
+    let text = answer.text();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (answer.status, value)
+}

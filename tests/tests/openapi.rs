@@ -72,6 +72,10 @@ fn the_document_is_openapi_3_1_with_every_route() {
         "DELETE /v1/dead-letters/{id}",
         "POST /v1/dead-letters/{id}/replay",
         "POST /v1/admin/reload",
+        "GET /v1/events",
+        "GET /v1/connections/{name}/circuit",
+        "PUT /v1/connections/{name}/circuit",
+        "POST /v1/runs/{id}/signals/{name}",
     ];
     expected.sort();
     assert_eq!(documented, expected);

@@ -143,6 +143,7 @@ fn connection(name: &str) -> Connection {
             scheme: Scheme::Stripe,
             secret: WEBHOOK_SECRET.into(),
         }),
+        circuit: None,
         created_at: "2026-01-01T00:00:00.000Z".into(),
         updated_at: "2026-01-01T00:00:00.000Z".into(),
     }
@@ -707,14 +708,14 @@ async fn host_with_echo(db: &Db) -> Arc<Flows> {
 }
 
 fn event(id: &str) -> WebhookEvent {
-    WebhookEvent {
-        id: id.into(),
-        event_type: "deal.won".into(),
-        source: "crm/tenant-1".into(),
-        subject: None,
-        time: "2026-01-01T00:00:00Z".into(),
-        data: json!({"ok": true}),
-    }
+    WebhookEvent::new(
+        id.into(),
+        "crm/tenant-1".into(),
+        "deal.won".into(),
+        None,
+        "2026-01-01T00:00:00Z".into(),
+        json!({"ok": true}),
+    )
 }
 
 async fn a_webhook_event_starts_one_run_across_hosts(postgres: Option<String>) {

@@ -356,6 +356,8 @@ async fn check_scheme(case: &Case) {
     assert_eq!(
         answer.body,
         json!({"events": [{
+            "specversion": "1.0",
+            "datacontenttype": "application/json",
             "id": format!("evt-{}-1", case.connection),
             "type": "com.example.deal.updated",
             "source": format!("echo/{}", case.connection),

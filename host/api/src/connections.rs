@@ -41,6 +41,8 @@ pub(crate) struct ConnectionView {
     rate_limit: Option<junction_store::RateLimit>,
     /// The scheme that verifies its webhooks, never the secret.
     webhook: Option<WebhookView>,
+    /// When its circuit breaker opens (the defaults when not set).
+    circuit: junction_store::CircuitSettings,
     /// RFC 3339 time of creation.
     created_at: String,
     /// RFC 3339 time of the last change.
@@ -100,6 +102,7 @@ impl From<Connection> for ConnectionView {
             private_hosts: c.private_hosts,
             rate_limit: c.rate_limit,
             webhook: c.webhook.map(|w| WebhookView { scheme: w.scheme }),
+            circuit: c.circuit.unwrap_or_default(),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }

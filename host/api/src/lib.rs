@@ -17,10 +17,12 @@ use junction_flows::{FlowOptions, Flows};
 use junction_runtime::Runtime;
 
 mod audit;
+mod circuits;
 pub mod config;
 mod connections;
 mod dead_letters;
 mod error;
+mod events;
 mod extract;
 mod flows;
 mod kpis;

@@ -16,9 +16,11 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::audit::*;
+use crate::circuits::*;
 use crate::connections::*;
 use crate::dead_letters::*;
 use crate::error::{ErrorBody, ErrorCode};
+use crate::events::*;
 use crate::extract::ApiState;
 use crate::flows::*;
 use crate::kpis::*;
@@ -54,6 +56,7 @@ wider scope may call them too. Webhooks are authenticated by their signature ins
         (name = "runs", description = "What flows did, step by step"),
         (name = "dead-letters", description = "Runs that failed for good: inspect, replay, discard"),
         (name = "audit", description = "Who did what"),
+        (name = "events", description = "CloudEvents the host emitted or passed on, as a feed (and published to NATS JetStream when configured)"),
         (name = "kpis", description = "Business KPIs of a window: setup cycle time, failed syncs, manual touches, blocked invoices"),
     )
 )]
@@ -102,9 +105,11 @@ pub(crate) fn routes(upload_limit: usize) -> OpenApiRouter<ApiState> {
         .routes(routes!(delete_plugin_version))
         .routes(routes!(rollback_plugin))
         .routes(routes!(audit_log))
+        .routes(routes!(list_events))
         .routes(routes!(list_connections))
         .routes(routes!(put_connection))
         .routes(routes!(check_connection))
+        .routes(routes!(get_circuit, put_circuit))
         .routes(routes!(invoke))
         .routes(routes!(apply))
         .routes(routes!(webhook))
@@ -113,6 +118,7 @@ pub(crate) fn routes(upload_limit: usize) -> OpenApiRouter<ApiState> {
         .routes(routes!(start_run))
         .routes(routes!(list_runs))
         .routes(routes!(run_detail))
+        .routes(routes!(signal_run))
         .routes(routes!(list_dead_letters))
         .routes(routes!(replay_flow_dead_letters))
         .routes(routes!(discard_dead_letter))

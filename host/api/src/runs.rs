@@ -89,3 +89,88 @@ pub(crate) async fn run_detail(
     caller.require(Scope::Read)?;
     Ok(Json(state.flows.run(&id).await?))
 }
+
+/// A signal to a waiting run.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignalBody {
+    /// What was decided.
+    decision: Decision,
+    /// Free text, kept with the decision.
+    #[serde(default)]
+    comment: Option<String>,
+    /// Data for the steps after the wait (`.steps.<id>.data`).
+    #[serde(default)]
+    data: Option<serde_json::Value>,
+}
+
+/// A decision.
+#[derive(serde::Deserialize, utoipa::ToSchema, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Decision {
+    /// Go on.
+    Approve,
+    /// Take the reject path (or fail, as the step says).
+    Reject,
+}
+
+impl Decision {
+    fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Reject => "reject",
+        }
+    }
+}
+
+/// Sends a signal to a run that waits for it (an approval step): the
+/// decision, the caller's token name and the time are recorded with the run
+/// and in the audit log (`run.signal`), and the run goes on.
+#[utoipa::path(post, path = "/v1/runs/{id}/signals/{name}", tag = "runs",
+    security(("bearer" = ["invoker"])),
+    params(("id" = String, Path, description = "Run id"),
+        ("name" = String, Path, description = "The signal the run waits for (its wait step's `signal`)")),
+    request_body = SignalBody,
+    responses(Refused,
+        (status = 202, description = "Recorded; the run goes on", body = junction_flows::SignalView),
+        (status = 400, description = "Malformed JSON or an unknown decision", body = ErrorBody),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 409, description = "The run does not wait for this signal now (`conflict`); the message says what it waits for", body = ErrorBody),
+    ))]
+pub(crate) async fn signal_run(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path((id, name)): Path<(String, String)>,
+    crate::extract::JsonBody(body): crate::extract::JsonBody<SignalBody>,
+) -> Result<(StatusCode, Json<junction_flows::SignalView>), ApiError> {
+    caller.require(Scope::Invoker)?;
+    let decision = body.decision.as_str();
+    let result = state
+        .flows
+        .signal(
+            &id,
+            &name,
+            decision,
+            body.comment.as_deref(),
+            body.data.as_ref(),
+            &caller.name,
+        )
+        .await;
+    let detail = match &result {
+        Ok(_) => format!("signal {name}: {decision}"),
+        Err(e) => format!("signal {name}: {decision}: {e}"),
+    };
+    state
+        .runtime
+        .store()
+        .audit_or_log(junction_store::audit::Record {
+            actor: &caller.name,
+            action: "run.signal",
+            target: &id,
+            digest: None,
+            outcome: junction_store::audit::Outcome::of(&result),
+            detail: &detail,
+        })
+        .await;
+    Ok((StatusCode::ACCEPTED, Json(result?)))
+}

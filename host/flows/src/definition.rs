@@ -84,7 +84,7 @@ impl Trigger {
     }
 }
 
-/// One step: exactly one of `connection` + `operation`, `transform`, `map`.
+/// One step: exactly one of `connection` + `operation`, `transform`, `map`, `wait`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepDef {
@@ -103,6 +103,9 @@ pub struct StepDef {
     /// A jq expression over the run context; its first value is the output.
     #[serde(default)]
     pub map: Option<String>,
+    /// Wait for a signal (an approval, a confirmation) before going on.
+    #[serde(default)]
+    pub wait: Option<Wait>,
     /// A jq condition over the run context; a false or null result skips the step.
     #[serde(default)]
     pub when: Option<String>,
@@ -173,6 +176,82 @@ pub struct Compensate {
     pub input: Option<String>,
 }
 
+/// A step that waits, holding no worker, until a signal of its name
+/// arrives (`POST /v1/runs/{id}/signals/{signal}`) or its deadline passes.
+/// Its output is the decision: `{decision, comment, data, by, at, signal}`,
+/// `decision` being `approve`, `reject` or (when the deadline passed and
+/// the run goes on) `expired`; later steps branch on it with `when`.
+///
+/// ```toml
+/// [[steps]]
+/// id = "staffing"
+/// [steps.wait]
+/// signal = "staffing_confirmed"
+/// deadline_ms = 172_800_000          # optional
+/// on_deadline = "escalate"           # "fail" (the default), "continue" or "escalate"
+/// on_reject = "fail"                 # "continue" (the default) or "fail"
+/// notify = { connection = "psa", operation = "notify", input = "{to: .trigger.manager}" }
+/// escalate = { connection = "psa", operation = "notify", input = "{to: .trigger.director}" }
+/// ```
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Wait {
+    /// The name of the signal: a letter, then letters, digits, `_` and `-`.
+    pub signal: String,
+    /// How long to wait, from when the step starts waiting.
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
+    /// What a passed deadline does.
+    #[serde(default)]
+    pub on_deadline: OnDeadline,
+    /// What a `reject` does.
+    #[serde(default)]
+    pub on_reject: OnReject,
+    /// Called when the step starts waiting (with the step's retries).
+    #[serde(default)]
+    pub notify: Option<Call>,
+    /// Called each time the deadline passes, with `on_deadline = "escalate"`.
+    #[serde(default)]
+    pub escalate: Option<Call>,
+}
+
+/// What a wait step does when its deadline passes.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDeadline {
+    /// Fail the step for good: compensate, dead-letter.
+    #[default]
+    Fail,
+    /// Go on with the decision `expired` (the default branch).
+    Continue,
+    /// Call `escalate`, then wait for another `deadline_ms`.
+    Escalate,
+}
+
+/// What a wait step does with a `reject`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnReject {
+    /// Go on with the decision `reject`: later steps branch with `when`.
+    #[default]
+    Continue,
+    /// Fail the step for good: compensate, dead-letter.
+    Fail,
+}
+
+/// An operation a wait step calls to tell someone.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Call {
+    /// The connection.
+    pub connection: String,
+    /// Its operation.
+    pub operation: String,
+    /// jq over the run context; absent: `{run, flow, step, signal}`.
+    #[serde(default)]
+    pub input: Option<String>,
+}
+
 /// What a step does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action<'a> {
@@ -187,6 +266,8 @@ pub enum Action<'a> {
     Transform(&'a str),
     /// A jq mapping.
     Map(&'a str),
+    /// A wait for a signal.
+    Wait(&'a Wait),
 }
 
 impl StepDef {
@@ -197,13 +278,15 @@ impl StepDef {
             &self.operation,
             &self.transform,
             &self.map,
+            &self.wait,
         ) {
-            (Some(c), Some(o), None, None) => Some(Action::Invoke {
+            (Some(c), Some(o), None, None, None) => Some(Action::Invoke {
                 connection: c,
                 operation: o,
             }),
-            (None, None, Some(t), None) => Some(Action::Transform(t)),
-            (None, None, None, Some(m)) => Some(Action::Map(m)),
+            (None, None, Some(t), None, None) => Some(Action::Transform(t)),
+            (None, None, None, Some(m), None) => Some(Action::Map(m)),
+            (None, None, None, None, Some(w)) => Some(Action::Wait(w)),
             _ => None,
         }
     }
@@ -231,6 +314,13 @@ pub fn cron_schedule(expr: &str) -> Result<cron::Schedule, String> {
         expr.to_string()
     };
     cron::Schedule::from_str(&full).map_err(|e| format!("`{expr}` is not a cron schedule: {e}"))
+}
+
+fn valid_signal(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn valid_step_id(id: &str) -> bool {
@@ -341,6 +431,13 @@ pub async fn validate(runtime: &Runtime, name: &str, source: &str) -> Result<Flo
         if let Some(code) = step.compensate.as_ref().and_then(|c| c.input.as_ref()) {
             check_expr("compensate.input", code, false);
         }
+        if let Some(wait) = &step.wait {
+            for (field, call) in [("notify", &wait.notify), ("escalate", &wait.escalate)] {
+                if let Some(code) = call.as_ref().and_then(|c| c.input.as_ref()) {
+                    check_expr(&format!("wait.{field}.input"), code, true);
+                }
+            }
+        }
         if step.retry.attempts == 0 {
             problems.push(format!("{at}: retry.attempts: must be at least 1"));
         }
@@ -352,8 +449,44 @@ pub async fn validate(runtime: &Runtime, name: &str, source: &str) -> Result<Flo
         }
         match step.action() {
             None => problems.push(format!(
-                "{at}: a step needs exactly one of `connection` with `operation`, `transform` or `map`"
+                "{at}: a step needs exactly one of `connection` with `operation`, `transform`, `map` or `wait`"
             )),
+            Some(Action::Wait(wait)) => {
+                if !valid_signal(&wait.signal) {
+                    problems.push(format!(
+                        "{at}: wait.signal: `{}` must be a letter followed by up to 63 letters, digits, `_` or `-`",
+                        wait.signal
+                    ));
+                }
+                if wait.deadline_ms == Some(0) {
+                    problems.push(format!("{at}: wait.deadline_ms: must be at least 1"));
+                }
+                if wait.deadline_ms.is_none() && wait.on_deadline != OnDeadline::Fail {
+                    problems.push(format!(
+                        "{at}: wait.on_deadline: needs a `deadline_ms` to pass"
+                    ));
+                }
+                match (&wait.escalate, wait.on_deadline) {
+                    (None, OnDeadline::Escalate) => problems.push(format!(
+                        "{at}: wait.escalate: `on_deadline = \"escalate\"` needs the operation to call"
+                    )),
+                    (Some(_), OnDeadline::Fail | OnDeadline::Continue) => problems.push(format!(
+                        "{at}: wait.escalate: only called with `on_deadline = \"escalate\"`"
+                    )),
+                    _ => {}
+                }
+                for (field, call) in [("notify", &wait.notify), ("escalate", &wait.escalate)] {
+                    let Some(call) = call else { continue };
+                    if let Err(p) = check_operation(runtime, &call.connection, &call.operation).await {
+                        problems.push(format!("{at}: wait.{field}: {p}"));
+                    }
+                }
+                if step.input.is_some() || step.compensate.is_some() {
+                    problems.push(format!(
+                        "{at}: a `wait` step takes no `input` or `compensate` (its notify call has its own `input`)"
+                    ));
+                }
+            }
             Some(Action::Invoke {
                 connection,
                 operation,

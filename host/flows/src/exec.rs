@@ -145,6 +145,7 @@ impl Flows {
     /// Starts the configured number of worker tasks on the current Tokio
     /// runtime. They stop once every other handle to these flows is gone.
     pub fn spawn_workers(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        let keeper = self.spawn_keeper();
         (0..self.options.workers.max(1))
             .map(|n| {
                 let weak = Arc::downgrade(self);
@@ -169,6 +170,7 @@ impl Flows {
                     }
                 })
             })
+            .chain(std::iter::once(keeper))
             .collect()
     }
 

@@ -16,10 +16,12 @@
 //! are built from, or builds the fenced batches the workers hand to the
 //! group committer.
 
+mod circuit;
 pub mod config;
 mod dead_letters;
 pub mod definition;
 mod deploy;
+pub mod events;
 mod exec;
 pub mod jq;
 pub mod kpi;
@@ -27,6 +29,7 @@ mod runs;
 mod saga;
 mod schedules;
 mod step;
+mod wait;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,9 +40,12 @@ use serde_json::Value;
 use junction_runtime::Runtime;
 use junction_store as store;
 
+pub use circuit::CircuitView;
 pub use config::FlowSettings;
 pub use definition::{FlowDef, Trigger};
+pub use events::EventSettings;
 pub use kpi::KpiReport;
+pub use wait::{SignalView, WaitingView};
 
 /// Why a flow request failed.
 #[derive(Debug, thiserror::Error)]
@@ -229,6 +235,16 @@ pub struct RunView {
     /// The W3C trace id of its business transaction: every span of the run
     /// (and of the request that started it) is in this trace.
     pub trace_id: Option<String>,
+    /// The connection whose open circuit the run waits for: it is parked,
+    /// and resumes when the circuit closes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parked_on: Option<String>,
+    /// The signal the run waits for, and its deadline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<WaitingView>,
+    /// The signals it received: who decided what, when (only in [`Flows::run`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signals: Option<Vec<SignalView>>,
     /// Steps in flow order (only in [`Flows::run`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<StepView>>,
@@ -280,6 +296,7 @@ pub struct Flows {
     wake: Arc<tokio::sync::Notify>,
     host_id: String,
     committer: std::sync::OnceLock<store::commit::GroupCommitter>,
+    circuits: circuit::Circuits,
 }
 
 impl Flows {
@@ -291,6 +308,7 @@ impl Flows {
             wake: Arc::new(tokio::sync::Notify::new()),
             host_id: uuid::Uuid::new_v4().simple().to_string(),
             committer: std::sync::OnceLock::new(),
+            circuits: circuit::Circuits::default(),
         })
     }
 

@@ -4,6 +4,8 @@ use serde_json::Value;
 
 use junction_store::{NewEventRun, RunRow};
 
+use crate::WaitingView;
+
 use junction_runtime::trace::TraceContext;
 
 use super::{
@@ -78,6 +80,8 @@ impl Flows {
             }
         }
         if listeners.is_empty() {
+            // Passed on all the same: to the outbox, once per source and id.
+            self.store().record_events(events).await?;
             return Ok(Vec::new());
         }
         let now = now_ms();
@@ -102,7 +106,7 @@ impl Flows {
                 event_id: &event.id,
             })
             .collect();
-        let answers = self.store().start_event_runs(&inserts, now).await?;
+        let answers = self.store().start_event_runs(events, &inserts, now).await?;
         let started: Vec<EventRun> = planned
             .iter()
             .zip(answers)
@@ -167,6 +171,13 @@ impl Flows {
             });
         }
         run.steps = Some(views);
+        let signals = self.store().run_signals(id).await?;
+        run.signals = Some(
+            signals
+                .into_iter()
+                .map(super::wait::signal_view)
+                .collect::<Result<_>>()?,
+        );
         Ok(run)
     }
 }
@@ -184,6 +195,12 @@ fn run_view(r: RunRow) -> Result<RunView> {
         updated_at: rfc3339(r.updated_at),
         finished_at: r.finished_at.map(rfc3339),
         trace_id: r.traceparent.as_deref().map(trace_id_of),
+        parked_on: r.parked_on,
+        waiting_for: r.waiting_for.map(|signal| WaitingView {
+            signal,
+            deadline: (r.next_at != i64::MAX).then(|| rfc3339(r.next_at)),
+        }),
+        signals: None,
         steps: None,
     })
 }

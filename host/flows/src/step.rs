@@ -9,7 +9,8 @@ use super::definition::{Action, FlowDef, Retry, StepDef};
 use super::exec::{Failure, Next, RunRow, StepRow, backoff, classify, error_entry, lease_held};
 use super::{FlowError, Flows, Result, StepError, jq, now_ms};
 use junction_runtime::runtime::CallOptions;
-use junction_store::{AfterFailure, NewDeadLetter, RunWrite};
+use junction_store::events::types;
+use junction_store::{AfterFailure, CloudEvent, NewDeadLetter, RunWrite};
 use tracing::Instrument;
 
 /// The context jq expressions see: the trigger, the outputs of the steps
@@ -56,10 +57,13 @@ impl Flows {
     ) -> Result<Next> {
         let Some(index) = steps
             .iter()
-            .position(|s| s.status == "pending" || s.status == "running")
+            .position(|s| matches!(s.status.as_str(), "pending" | "running" | "waiting"))
         else {
             let done = RunWrite::CompleteRun { now: now_ms() };
-            if self.commit_fenced(worker, run_id, false, [done]).await? {
+            let data = json!({"run": run_id, "flow": run.flow, "flow_version": run.flow_version});
+            let event = CloudEvent::of_run(types::RUN_COMPLETED, &run.flow, run_id, data);
+            let writes = [done, RunWrite::Emit(event)];
+            if self.commit_fenced(worker, run_id, false, writes).await? {
                 tracing::info!(run = %run_id, flow = %run.flow, "run completed");
                 let m = self.runtime.metrics();
                 m.record_run_finished(&run.flow, "completed", run.created_at);
@@ -75,6 +79,11 @@ impl Flows {
             )));
         };
         let ctx = Self::context(run_id, run, steps);
+        if let (Some(Action::Wait(wait)), "waiting") = (spec.action(), row.status.as_str()) {
+            return self
+                .resume_wait(worker, run_id, run, def, steps, index, wait, &ctx)
+                .await;
+        }
         let attempt = row.attempts + 1;
         // Conditions and inputs are computed once per attempt; an expression
         // error fails the step for good (it would fail the same way again).
@@ -88,7 +97,7 @@ impl Flows {
             if let Some(input) = &row.input_override {
                 return Ok(Some(input.clone()));
             }
-            if let Some(Action::Map(_)) = spec.action() {
+            if let Some(Action::Map(_) | Action::Wait(_)) = spec.action() {
                 return Ok(Some(ctx.clone()));
             }
             match &spec.input {
@@ -120,6 +129,24 @@ impl Flows {
                     .map(Next::reload_if);
             }
         };
+        if let Some(Action::Wait(wait)) = spec.action() {
+            return self
+                .enter_wait(worker, run_id, run, def, steps, row, spec, wait, &input)
+                .await;
+        }
+        // A system whose circuit is open is not called: the run waits,
+        // parked, until the circuit closes.
+        let circuit = match spec.action() {
+            Some(Action::Invoke { connection, .. }) => Some(connection),
+            _ => None,
+        };
+        if let Some(connection) = circuit
+            && self.circuit_open(connection).await?
+        {
+            self.park(worker, run_id, row, row.attempts, &row.errors, connection)
+                .await?;
+            return Ok(Next::Stop);
+        }
         // Record the attempt before making it: a crash during the call
         // still counts it, and the next worker sees the input.
         let running = RunWrite::StartAttempt {
@@ -166,6 +193,17 @@ impl Flows {
         span.record("outcome", outcome);
         let m = self.runtime.metrics();
         m.record_step(&run.flow, &row.id, outcome, began.elapsed());
+        if let (Some(connection), Err(failure)) = (circuit, &result)
+            && self.circuit_after_call(connection, Some(failure)).await?
+        {
+            // The circuit is open (now, or already): park rather than burn
+            // a retry; this attempt does not count against the step's.
+            let mut errors = row.errors.clone();
+            errors.push(error_entry("parked", attempt, failure));
+            self.park(worker, run_id, row, attempt, &errors, connection)
+                .await?;
+            return Ok(Next::Stop);
+        }
         match result {
             Ok(output) => {
                 let completed = RunWrite::CompleteStep {
@@ -173,14 +211,20 @@ impl Flows {
                     output: output.to_string(),
                     now: now_ms(),
                 };
-                if !self
-                    .commit_fenced(worker, run_id, false, [completed])
-                    .await?
-                {
+                let data =
+                    json!({"run": run_id, "flow": run.flow, "step": row.id, "attempt": attempt});
+                let event = CloudEvent::of_run(types::STEP_COMPLETED, &run.flow, run_id, data);
+                let writes = [completed, RunWrite::Emit(event)];
+                if !self.commit_fenced(worker, run_id, false, writes).await? {
                     return Ok(Next::Stop);
                 }
                 steps[index].status = "completed".into();
                 steps[index].output = Some(output);
+                if let Some(connection) = circuit
+                    && let Err(e) = self.circuit_after_call(connection, None).await
+                {
+                    tracing::warn!(connection, error = %e, "resetting the circuit's failure count failed");
+                }
                 Ok(Next::Continue)
             }
             Err(failure) => self
@@ -199,6 +243,30 @@ impl Flows {
                 .await
                 .map(Next::reload_if),
         }
+    }
+
+    /// Parks run `run_id` on the open circuit of `connection`: step `row`
+    /// is pending with `attempts` and `errors`, and the run waits until
+    /// the circuit closes.
+    async fn park(
+        &self,
+        worker: &str,
+        run_id: &str,
+        row: &StepRow,
+        attempts: i64,
+        errors: &[StepError],
+        connection: &str,
+    ) -> Result<()> {
+        let errors = serde_json::to_string(errors)?;
+        let fence = self.fence(worker, run_id, false);
+        let parked = self
+            .store()
+            .park_run(&fence, &row.id, attempts, &errors, connection)
+            .await?;
+        if lease_held(parked, worker, run_id) {
+            tracing::info!(run = %run_id, step = %row.id, connection, "the connection's circuit is open; run parked until it closes");
+        }
+        Ok(())
     }
 
     /// Makes one call of a step.
@@ -243,6 +311,10 @@ impl Flows {
             },
             Some(Action::Map(code)) => jq::first(code, input)
                 .map_err(|e| Failure::permanent("expression", format!("map: {e}"))),
+            Some(Action::Wait(_)) => Err(Failure::permanent(
+                "configuration",
+                "a wait step makes no call",
+            )),
             None => Err(Failure::permanent(
                 "configuration",
                 "the step has no action",
@@ -253,7 +325,7 @@ impl Flows {
     /// Records a failed attempt: schedules a retry, or fails the step for
     /// good and starts the saga (or fails the run).
     #[allow(clippy::too_many_arguments)]
-    async fn step_failed(
+    pub(crate) async fn step_failed(
         &self,
         worker: &str,
         run_id: &str,
@@ -271,9 +343,12 @@ impl Flows {
         let errors_text = serde_json::to_string(&errors)?;
         let fence = self.fence(worker, run_id, false);
         let now = fence.now;
-        if let Some(retry) = retry.filter(|r| failure.retryable && attempt < i64::from(r.attempts))
-        {
-            let wait = backoff(retry, attempt, failure.retry_after_ms);
+        // Attempts made just before the run parked on an open circuit do
+        // not count against the step's.
+        let parked = row.errors.iter().filter(|e| e.phase == "parked").count();
+        let used = attempt - i64::try_from(parked).unwrap_or(0);
+        if let Some(retry) = retry.filter(|r| failure.retryable && used < i64::from(r.attempts)) {
+            let wait = backoff(retry, used, failure.retry_after_ms);
             let next_at = now.saturating_add(i64::try_from(wait).unwrap_or(i64::MAX / 2));
             let retried = self
                 .store()

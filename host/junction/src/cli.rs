@@ -473,6 +473,38 @@ pub async fn run(command: RunCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&run)?);
             Ok(())
         }
+        RunCommand::Signal {
+            id,
+            name,
+            decision,
+            comment,
+            data,
+            remote,
+        } => {
+            let data: Option<Value> = data
+                .map(|d| {
+                    serde_json::from_str(&d)
+                        .map_err(|e| anyhow::anyhow!("--data is not JSON ({e}): {d}"))
+                })
+                .transpose()?;
+            let body = serde_json::json!({"decision": decision, "comment": comment, "data": data});
+            let path = format!("/v1/runs/{id}/signals/{name}");
+            let sent = remote
+                .send(
+                    reqwest::Method::POST,
+                    &path,
+                    Some(body.to_string().into_bytes()),
+                )
+                .await?;
+            println!(
+                "{} {} by {} at {}",
+                sent["signal"].as_str().unwrap_or("?"),
+                sent["decision"].as_str().unwrap_or("?"),
+                sent["by"].as_str().unwrap_or("?"),
+                sent["at"].as_str().unwrap_or("?")
+            );
+            Ok(())
+        }
     }
 }
 

@@ -33,6 +33,7 @@ use figment::{Figment, Provider};
 use serde::{Deserialize, Serialize};
 
 pub use junction_api::config::{ApiConfig, Scope, Token};
+pub use junction_flows::EventSettings;
 pub use junction_flows::config::FlowSettings;
 pub use junction_runtime::config::RuntimeConfig;
 pub use junction_store::config::{DatabaseLocation, StoreConfig};
@@ -57,6 +58,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// `[flows]`.
     pub flows: FlowSettings,
+    /// `[events]`: the outbox published to NATS JetStream.
+    pub events: EventSettings,
     /// `[telemetry]`: trace export.
     pub telemetry: TelemetryConfig,
 }
@@ -69,7 +72,7 @@ fn known(key: &str) -> bool {
         .iter()
         .chain(junction_runtime::config::KEYS)
         .chain(junction_api::config::KEYS)
-        .chain(&["flows", "telemetry"])
+        .chain(&["flows", "events", "telemetry"])
         .any(|k| key.eq_ignore_ascii_case(k))
 }
 
@@ -113,6 +116,7 @@ impl Config {
         self.runtime.validate().map_err(anyhow::Error::msg)?;
         self.store.validate().map_err(anyhow::Error::msg)?;
         self.flows.validate().map_err(anyhow::Error::msg)?;
+        self.events.validate().map_err(anyhow::Error::msg)?;
         self.telemetry.validate().map_err(anyhow::Error::msg)?;
         Ok(())
     }

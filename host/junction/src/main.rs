@@ -103,6 +103,24 @@ enum RunCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Send a signal to a run that waits for it (an approval): `approve` or `reject`.
+    Signal {
+        /// Run id.
+        id: String,
+        /// The signal the run waits for (`junction run show` names it under `waiting_for`).
+        name: String,
+        /// `approve` or `reject`.
+        #[arg(long, value_parser = ["approve", "reject"])]
+        decision: String,
+        /// Kept with the decision.
+        #[arg(long)]
+        comment: Option<String>,
+        /// JSON for the steps after the wait.
+        #[arg(long)]
+        data: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Subcommand)]

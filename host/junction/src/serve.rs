@@ -58,6 +58,12 @@ pub async fn run(
         ),
         None => None,
     };
+    // Events out: the outbox to NATS JetStream, or kept for the feed.
+    let _events = junction_flows::events::spawn(
+        runtime.store().clone(),
+        config.events.clone(),
+        Some(runtime.metrics().clone()),
+    );
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("listening on {}", config.api.listen))?;

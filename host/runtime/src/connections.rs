@@ -53,6 +53,10 @@ pub struct ConnectionSpec {
     /// Inbound webhook verification.
     #[serde(default)]
     pub webhook: Option<store::WebhookSettings>,
+    /// When the circuit breaker opens (defaults: 5 consecutive `unavailable`
+    /// errors or timeouts within 60 s; open for 30 s before a probe).
+    #[serde(default)]
+    pub circuit: Option<store::CircuitSettings>,
 }
 
 impl Runtime {
@@ -112,6 +116,9 @@ impl Runtime {
                 "rate_limit: requests, per_seconds and burst must be at least 1".into(),
             ));
         }
+        if let Some(circuit) = &spec.circuit {
+            circuit.validate().map_err(ConnectionError::Invalid)?;
+        }
         if let Some(webhook) = &spec.webhook
             && webhook.secret.is_empty()
         {
@@ -170,6 +177,7 @@ impl Runtime {
             credential_hosts,
             rate_limit: spec.rate_limit,
             webhook: spec.webhook,
+            circuit: spec.circuit,
             created_at,
             updated_at: now,
         };
@@ -210,6 +218,16 @@ impl Runtime {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|name, c| current.get(name.as_str()) == Some(&c.updated_at.as_str()));
+    }
+
+    /// The circuit settings of connection `name` (the defaults when it has
+    /// none set, or does not exist).
+    pub async fn circuit_settings(&self, name: &str) -> store::CircuitSettings {
+        self.connection(name)
+            .await
+            .ok()
+            .and_then(|c| c.circuit)
+            .unwrap_or_default()
     }
 
     pub(crate) async fn connection(&self, name: &str) -> Result<Arc<Connection>, CallError> {

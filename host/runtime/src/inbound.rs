@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use junction_registry::World;
-use serde::Serialize;
 
 use crate::bindings::junction::plugin::types::{Event, WebhookRequest as WitWebhookRequest};
 use crate::plugins::{Plugin, Pre};
@@ -37,23 +36,9 @@ pub struct InboundWebhook<'a> {
     pub body: &'a [u8],
 }
 
-/// An event a plugin parsed from a webhook, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct WebhookEvent {
-    /// Unique per `source`.
-    pub id: String,
-    /// CloudEvents `type`.
-    #[serde(rename = "type")]
-    pub event_type: String,
-    /// The system and tenant the event came from.
-    pub source: String,
-    /// The object the event is about, if any.
-    pub subject: Option<String>,
-    /// RFC 3339 time at which the event happened.
-    pub time: String,
-    /// The payload.
-    pub data: serde_json::Value,
-}
+/// An event a plugin parsed from a webhook: a CloudEvent 1.0, passed on
+/// to the outbox as it is.
+pub type WebhookEvent = junction_store::CloudEvent;
 
 /// Why a webhook was not handled.
 #[derive(Debug, thiserror::Error)]
@@ -228,14 +213,14 @@ fn events_from_plugin(plugin: &Plugin, events: Vec<Event>) -> Result<Vec<Webhook
             }
             let data = serde_json::from_str(&e.data)
                 .map_err(|err| CallError::BadOutput(format!("event {i} data: {err}")))?;
-            Ok(WebhookEvent {
-                id: e.id,
-                event_type: e.event_type,
-                source: e.source,
-                subject: e.subject,
-                time: e.time,
+            Ok(WebhookEvent::new(
+                e.id,
+                e.source,
+                e.event_type,
+                e.subject,
+                e.time,
                 data,
-            })
+            ))
         })
         .collect()
 }

@@ -83,6 +83,12 @@ struct ConnectionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CircuitLabels {
+    connection: String,
+    to: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PluginLabels {
     plugin: String,
 }
@@ -144,6 +150,11 @@ pub struct Metrics {
     step_seconds: HistogramFamily<StepLabels>,
     dead_letters_open: Family<FlowLabels, Gauge>,
     dead_letters_oldest: Family<FlowLabels, FloatGauge>,
+    events_published: Counter,
+    circuit_state: Family<ConnectionLabels, Gauge>,
+    circuit_transitions: Family<CircuitLabels, Counter>,
+    event_publish_failures: Counter,
+    events_unpublished: Gauge,
     /// One scrape at a time refreshes the gauges read when scraped.
     scrape: tokio::sync::Mutex<()>,
 }
@@ -178,6 +189,11 @@ impl Metrics {
             step_seconds: Family::new_with_constructor(latency),
             dead_letters_open: Family::default(),
             dead_letters_oldest: Family::default(),
+            events_published: Counter::default(),
+            circuit_state: Family::default(),
+            circuit_transitions: Family::default(),
+            event_publish_failures: Counter::default(),
+            events_unpublished: Gauge::default(),
             scrape: tokio::sync::Mutex::new(()),
         };
         let r = &mut registry;
@@ -270,6 +286,31 @@ impl Metrics {
             "junction_dead_letters_oldest_age_seconds",
             "Age of the oldest open dead letter, by flow",
             m.dead_letters_oldest.clone(),
+        );
+        r.register(
+            "junction_circuit_state",
+            "The circuit breaker of a connection: 0 closed, 1 half-open (probing), 2 open (steps parked)",
+            m.circuit_state.clone(),
+        );
+        r.register(
+            "junction_circuit_transitions",
+            "Changes of a connection's circuit, by the state it went to",
+            m.circuit_transitions.clone(),
+        );
+        r.register(
+            "junction_events_published",
+            "Events of the outbox acknowledged by NATS JetStream (a duplicate JetStream dropped counts too)",
+            m.events_published.clone(),
+        );
+        r.register(
+            "junction_event_publish_failures",
+            "Rounds of the outbox publisher that failed (NATS unreachable or not acknowledging); the events stay in the outbox",
+            m.event_publish_failures.clone(),
+        );
+        r.register(
+            "junction_events_unpublished",
+            "Events of the outbox the publisher found not yet acknowledged on its last round",
+            m.events_unpublished.clone(),
         );
         r.register(
             "junction_store_commit_duration_seconds",
@@ -389,6 +430,42 @@ impl Metrics {
                 outcome,
             })
             .inc();
+    }
+
+    /// Records that the circuit of `connection` went to `state` (`closed`,
+    /// `half_open` or `open`).
+    pub fn record_circuit(&self, connection: &str, state: &'static str) {
+        let labels = ConnectionLabels {
+            connection: connection.to_string(),
+        };
+        let value = match state {
+            "open" => 2,
+            "half_open" => 1,
+            _ => 0,
+        };
+        self.circuit_state.get_or_create(&labels).set(value);
+        self.circuit_transitions
+            .get_or_create(&CircuitLabels {
+                connection: connection.to_string(),
+                to: state,
+            })
+            .inc();
+    }
+
+    /// Records `count` events acknowledged by JetStream.
+    pub fn record_events_published(&self, count: u64) {
+        self.events_published.inc_by(count);
+    }
+
+    /// Records a failed round of the outbox publisher.
+    pub fn record_event_publish_failure(&self) {
+        self.event_publish_failures.inc();
+    }
+
+    /// Sets how many events the publisher found waiting.
+    pub fn set_events_unpublished(&self, count: usize) {
+        self.events_unpublished
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// Records `count` runs of `flow` started.

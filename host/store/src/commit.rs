@@ -100,6 +100,8 @@ impl Statement {
 pub struct Batch {
     fence: Statement,
     writes: Vec<Statement>,
+    /// Whether a write adds an event to the outbox.
+    emits: bool,
 }
 
 impl Batch {
@@ -108,6 +110,7 @@ impl Batch {
         Batch {
             fence,
             writes: Vec::new(),
+            emits: false,
         }
     }
 
@@ -115,6 +118,14 @@ impl Batch {
     #[must_use]
     pub fn then(mut self, write: Statement) -> Batch {
         self.writes.push(write);
+        self
+    }
+
+    /// Adds `event` to the outbox after the fence held.
+    #[must_use]
+    pub fn emit(mut self, event: &crate::CloudEvent) -> Batch {
+        self.writes.push(crate::events::insert_statement(event));
+        self.emits = true;
         self
     }
 }
@@ -135,6 +146,7 @@ impl GroupCommitter {
             store.pool().clone(),
             store.backend(),
             store.commit_seconds(),
+            store.events_written(),
             rx,
         ));
         GroupCommitter { tx }
@@ -174,11 +186,19 @@ async fn run(
     pool: AnyPool,
     backend: store::Backend,
     commit_seconds: Histogram,
+    events_written: std::sync::Arc<tokio::sync::Notify>,
     mut rx: mpsc::UnboundedReceiver<(Batch, Reply)>,
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
         let answers = apply_group(&pool, backend, &commit_seconds, &group).await;
+        let emitted = group
+            .iter()
+            .zip(&answers)
+            .any(|((batch, _), answer)| batch.emits && matches!(answer, Ok(Some(_))));
+        if emitted {
+            events_written.notify_one();
+        }
         for ((_, reply), answer) in group.drain(..).zip(answers) {
             // A worker that stopped waiting no longer needs the answer.
             let _ = reply.send(answer);

@@ -158,6 +158,9 @@ pub struct Connection {
     pub rate_limit: Option<RateLimit>,
     /// Inbound webhook verification; `None` refuses webhooks.
     pub webhook: Option<WebhookSettings>,
+    /// When the circuit breaker opens; `None`: the defaults.
+    #[serde(default)]
+    pub circuit: Option<crate::CircuitSettings>,
     /// RFC 3339 creation time.
     pub created_at: String,
     /// RFC 3339 time of the last change.
@@ -263,13 +266,14 @@ impl Store {
             .is_some();
         sqlx::query(
             "INSERT INTO connections (name, plugin, version, config, auth, allowed_hosts,
-               private_hosts, rate_limit, webhook, created_at, updated_at, credential_hosts)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+               private_hosts, rate_limit, webhook, created_at, updated_at, credential_hosts, circuit)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT(name) DO UPDATE SET plugin = excluded.plugin, version = excluded.version,
                config = excluded.config, auth = excluded.auth,
                allowed_hosts = excluded.allowed_hosts, private_hosts = excluded.private_hosts,
                rate_limit = excluded.rate_limit, webhook = excluded.webhook,
-               updated_at = excluded.updated_at, credential_hosts = excluded.credential_hosts",
+               updated_at = excluded.updated_at, credential_hosts = excluded.credential_hosts,
+               circuit = excluded.circuit",
         )
         .bind(&c.name)
         .bind(&c.plugin)
@@ -288,6 +292,7 @@ impl Store {
         .bind(&c.created_at)
         .bind(&c.updated_at)
         .bind(serde_json::to_string(&c.credential_hosts)?)
+        .bind(c.circuit.as_ref().map(serde_json::to_string).transpose()?)
         .execute(&self.pool)
         .await?;
         Ok(!existed)
@@ -338,6 +343,7 @@ impl Store {
 
     fn connection_from_row(&self, r: &sqlx::any::AnyRow) -> Result<Connection> {
         let rate_limit: Option<String> = r.get("rate_limit");
+        let circuit: Option<String> = r.get("circuit");
         Ok(Connection {
             name: r.get("name"),
             plugin: r.get("plugin"),
@@ -352,6 +358,7 @@ impl Store {
                 .map(serde_json::from_str)
                 .transpose()?,
             webhook: self.open_json(r, "webhook")?,
+            circuit: circuit.as_deref().map(serde_json::from_str).transpose()?,
             created_at: r.get("created_at"),
             updated_at: r.get("updated_at"),
         })

@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use crate::events::{CloudEvent, insert_event, types};
 use crate::{Result, Store, Transaction, now_ms};
 
 /// A dead letter as stored (JSON as text, time in ms since the epoch).
@@ -139,7 +140,7 @@ pub(crate) async fn dead_letter_run(
     sqlx::query("INSERT INTO dead_letters (id, run_id, flow, step_id, attempts, errors, input, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
         .bind(letter.id.as_str())
         .bind(run_id)
-        .bind(flow)
+        .bind(flow.as_str())
         .bind(letter.step)
         .bind(letter.attempts)
         .bind(letter.errors.as_str())
@@ -147,7 +148,32 @@ pub(crate) async fn dead_letter_run(
         .bind(now)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    let ended = if letter.status == "compensated" {
+        types::RUN_COMPENSATED
+    } else {
+        types::RUN_FAILED
+    };
+    let last_error = serde_json::from_str::<Vec<serde_json::Value>>(&letter.errors)
+        .ok()
+        .and_then(|mut errors| errors.pop())
+        .unwrap_or(serde_json::Value::Null);
+    let data = serde_json::json!({
+        "run": run_id,
+        "flow": flow,
+        "status": letter.status,
+        "failed_step": letter.step,
+        "attempts": letter.attempts,
+        "error": last_error,
+    });
+    insert_event(tx, &CloudEvent::of_run(ended, &flow, run_id, data)).await?;
+    let data = serde_json::json!({
+        "dead_letter": letter.id,
+        "run": run_id,
+        "flow": flow,
+        "step": letter.step,
+    });
+    let letter_event = CloudEvent::of_run(types::RUN_DEAD_LETTERED, &flow, run_id, data);
+    insert_event(tx, &letter_event).await
 }
 
 /// The open dead letters of one flow.

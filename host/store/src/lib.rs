@@ -29,10 +29,12 @@ use sqlx::AnyPool;
 
 pub mod audit;
 mod changes;
+mod circuits;
 pub mod commit;
 pub mod config;
 mod connections;
 mod dead_letters;
+pub mod events;
 mod flows;
 pub mod idempotency;
 mod kpis;
@@ -45,12 +47,15 @@ mod scheme;
 pub mod secrets;
 #[cfg(test)]
 mod tests;
+mod waits;
 mod work;
 
 pub use changes::{Change, ChangeFeed};
+pub use circuits::{CircuitRow, CircuitSettings, FailureOutcome};
 pub use config::{DatabaseLocation, StoreConfig};
 pub use connections::{Auth, Connection, RateLimit, WebhookSettings};
 pub use dead_letters::{DeadLetterRow, NewDeadLetter, ReplayOutcome, TouchKind};
+pub use events::{CloudEvent, Cursor, EventRow};
 pub use flows::{
     DeployOutcome, FlowRow, FlowSource, FlowVersionRow, NewFlowVersion, ScheduleUpdate,
 };
@@ -60,6 +65,7 @@ pub use packages::StoredVersion;
 pub use runs::{NewEventRun, NewRun, NewStep, RunRow, StartedEventRun, StepRow};
 pub use schedules::DueSchedule;
 pub use scheme::{Encoding, Scheme};
+pub use waits::{NewSignal, SignalOutcome, SignalRow};
 pub use work::{AfterFailure, Fence, RunStateRow, RunWrite, StepStateRow};
 
 use secrets::{SecretBox, SecretError};
@@ -144,6 +150,8 @@ pub struct Store {
     commit_seconds: prometheus_client::metrics::histogram::Histogram,
     /// The PostgreSQL URL, for listening to the other hosts' notices.
     url: Option<ListenUrl>,
+    /// Woken when this process wrote events to the outbox.
+    events_written: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// A database URL that prints without its password.

@@ -181,6 +181,7 @@ impl Store {
             key_origin,
             commit_seconds: crate::commit::commit_histogram(),
             url: None,
+            events_written: std::sync::Arc::default(),
         };
         store.check_secrets().await?;
         Ok(store)

@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use crate::events::{CloudEvent, insert_event, types};
 use crate::{Result, Store, Transaction, now_ms};
 
 /// A step of a run to insert.
@@ -77,6 +78,12 @@ pub struct RunRow {
     pub finished_at: Option<i64>,
     /// The W3C `traceparent` of its business transaction.
     pub traceparent: Option<String>,
+    /// The connection whose open circuit it waits for, if parked.
+    pub parked_on: Option<String>,
+    /// The signal it waits for, if it does.
+    pub waiting_for: Option<String>,
+    /// When it is due (ms since the epoch): for a waiting run, its deadline.
+    pub next_at: i64,
 }
 
 /// A step of a run as stored (JSON as text, times in ms since the epoch).
@@ -106,8 +113,21 @@ pub struct StepRow {
     pub compensated_at: Option<i64>,
 }
 
-/// Inserts a pending run and its steps inside `tx`.
+/// Inserts a pending run and its steps inside `tx`, with its
+/// `run.started` event.
 pub(crate) async fn insert_run(tx: &mut Transaction, run: &NewRun<'_>) -> Result<()> {
+    insert_run_rows(tx, run).await?;
+    insert_event(tx, &started_event(run)).await
+}
+
+/// The `run.started` event of `run`.
+fn started_event(run: &NewRun<'_>) -> CloudEvent {
+    let data = serde_json::json!({"run": run.id, "flow": run.flow, "flow_version": run.version});
+    CloudEvent::of_run(types::RUN_STARTED, run.flow, run.id, data)
+}
+
+/// Inserts a pending run and its steps inside `tx`, without an event.
+async fn insert_run_rows(tx: &mut Transaction, run: &NewRun<'_>) -> Result<()> {
     let now = now_ms();
     sqlx::query(
         "INSERT INTO runs (id, flow, flow_version, status, trigger_event, created_at, updated_at, next_at, traceparent) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8)",
@@ -142,23 +162,30 @@ impl Store {
         let mut tx = self.begin().await?;
         insert_run(&mut tx, run).await?;
         tx.commit().await?;
+        self.events_written.notify_one();
         Ok(())
     }
 
-    /// Inserts each of `runs` unless its event started a run of its flow
-    /// before (then the earlier run is answered), all in one transaction;
-    /// `received_at` is when the events arrived. One answer per run, in order.
+    /// Writes the `delivered` events to the outbox (once per source and
+    /// id) and inserts each of `runs` unless its event started a run of its
+    /// flow before (then the earlier run is answered), all in one
+    /// transaction; `received_at` is when the events arrived. One answer per
+    /// run, in order.
     pub async fn start_event_runs(
         &self,
+        delivered: &[CloudEvent],
         runs: &[NewEventRun<'_>],
         received_at: i64,
     ) -> Result<Vec<StartedEventRun>> {
         let mut started = Vec::with_capacity(runs.len());
         let mut tx = self.begin().await?;
+        for event in delivered {
+            insert_event(&mut tx, event).await?;
+        }
         for new in runs {
             let (run_id, flow) = (new.run.id, new.run.flow);
             // The run goes in first: flow_events references it.
-            insert_run(&mut tx, &new.run).await?;
+            insert_run_rows(&mut tx, &new.run).await?;
             let inserted = sqlx::query(
                 "INSERT INTO flow_events (source, event_id, flow, run_id, received_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             )
@@ -170,6 +197,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if inserted.rows_affected() == 1 {
+                insert_event(&mut tx, &started_event(&new.run)).await?;
                 started.push(StartedEventRun {
                     run: run_id.to_string(),
                     duplicate: false,
@@ -199,6 +227,7 @@ impl Store {
             });
         }
         tx.commit().await?;
+        self.events_written.notify_one();
         Ok(started)
     }
 
@@ -210,7 +239,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<RunRow>> {
         let rows = sqlx::query(
-            "SELECT id, flow, flow_version, status, trigger_event, error, failed_step, created_at, updated_at, finished_at, traceparent FROM runs WHERE ($1 IS NULL OR flow = $2) AND ($3 IS NULL OR status = $4) ORDER BY created_at DESC, id LIMIT $5",
+            "SELECT id, flow, flow_version, status, trigger_event, error, failed_step, created_at, updated_at, finished_at, traceparent, parked_on, waiting_for, next_at FROM runs WHERE ($1 IS NULL OR flow = $2) AND ($3 IS NULL OR status = $4) ORDER BY created_at DESC, id LIMIT $5",
         )
         .bind(flow)
         .bind(flow)
@@ -225,7 +254,7 @@ impl Store {
     /// Run `id`.
     pub async fn run(&self, id: &str) -> Result<Option<RunRow>> {
         let row = sqlx::query(
-            "SELECT id, flow, flow_version, status, trigger_event, error, failed_step, created_at, updated_at, finished_at, traceparent FROM runs WHERE id = $1",
+            "SELECT id, flow, flow_version, status, trigger_event, error, failed_step, created_at, updated_at, finished_at, traceparent, parked_on, waiting_for, next_at FROM runs WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.pool())
@@ -283,5 +312,8 @@ fn run_from_row(r: &sqlx::any::AnyRow) -> RunRow {
         updated_at: r.get(8),
         finished_at: r.get(9),
         traceparent: r.get(10),
+        parked_on: r.get(11),
+        waiting_for: r.get(12),
+        next_at: r.get(13),
     }
 }

@@ -56,6 +56,7 @@ impl Store {
         }
         insert_run(&mut tx, run).await?;
         tx.commit().await?;
+        self.events_written.notify_one();
         Ok(true)
     }
 

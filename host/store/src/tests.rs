@@ -20,6 +20,7 @@ fn connection(name: &str) -> Connection {
         credential_hosts: Vec::new(),
         rate_limit: None,
         webhook: None,
+        circuit: None,
         created_at: "2026-01-01T00:00:00Z".into(),
         updated_at: "2026-01-01T00:00:00Z".into(),
     }

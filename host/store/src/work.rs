@@ -78,6 +78,16 @@ pub enum RunWrite<'a> {
         /// When.
         now: i64,
     },
+    /// An event for the outbox, written with the batch's other writes.
+    Emit(crate::CloudEvent),
+    /// The run no longer waits for a signal (its wait step ends), and the
+    /// signal `signal` (if any) has been acted on.
+    EndWait {
+        /// The signal consumed.
+        signal: Option<&'a str>,
+        /// When.
+        now: i64,
+    },
     /// A step completed.
     CompleteStep {
         /// The step.
@@ -145,6 +155,12 @@ pub enum AfterFailure<'a> {
 impl RunWrite<'_> {
     fn statement(self, run_id: &str) -> Statement {
         match self {
+            RunWrite::Emit(event) => crate::events::insert_statement(&event),
+            RunWrite::EndWait { signal, now } => Statement::new(
+                "UPDATE run_signals SET consumed_at = $1 WHERE id = $2",
+            )
+            .bind(now)
+            .bind(signal.unwrap_or_default()),
             RunWrite::CompleteRun { now } => Statement::new("UPDATE runs SET status = 'completed', finished_at = $1, updated_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3")
                 .bind(now)
                 .bind(now)
@@ -203,8 +219,20 @@ impl Store {
         .bind(fence.worker);
         writes
             .into_iter()
-            .map(|w| w.statement(run_id))
-            .fold(Batch::new(fence_statement), Batch::then)
+            .fold(Batch::new(fence_statement), |batch, w| match w {
+                RunWrite::Emit(event) => batch.emit(&event),
+                RunWrite::EndWait { signal, now } => batch
+                    .then(
+                        Statement::new("UPDATE runs SET waiting_for = NULL WHERE id = $1")
+                            .bind(run_id),
+                    )
+                    .then(
+                        Statement::new("UPDATE run_signals SET consumed_at = $1 WHERE id = $2")
+                            .bind(now)
+                            .bind(signal.unwrap_or_default()),
+                    ),
+                w => batch.then(w.statement(run_id)),
+            })
     }
 
     /// Run `run_id` as a worker needs it.
@@ -253,7 +281,7 @@ impl Store {
 
     /// Begins a transaction fenced by `fence`: `None` when the worker no
     /// longer holds the lease (and nothing changed).
-    async fn begin_fenced(&self, fence: &Fence<'_>) -> Result<Option<Transaction>> {
+    pub(crate) async fn begin_fenced(&self, fence: &Fence<'_>) -> Result<Option<Transaction>> {
         let mut tx = self.begin().await?;
         let fenced = match fence.renew_until {
             Some(until) => sqlx::query(
@@ -328,7 +356,7 @@ impl Store {
             .bind(step)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE runs SET error = $1, failed_step = $2, updated_at = $3 WHERE id = $4")
+        sqlx::query("UPDATE runs SET error = $1, failed_step = $2, updated_at = $3, waiting_for = NULL WHERE id = $4")
             .bind(message)
             .bind(step)
             .bind(now)
@@ -346,6 +374,7 @@ impl Store {
             AfterFailure::DeadLetter(letter) => dead_letter_run(&mut tx, run_id, letter).await?,
         }
         tx.commit().await?;
+        self.events_written.notify_one();
         Ok(true)
     }
 
@@ -357,6 +386,7 @@ impl Store {
         };
         dead_letter_run(&mut tx, fence.run_id, letter).await?;
         tx.commit().await?;
+        self.events_written.notify_one();
         Ok(true)
     }
 

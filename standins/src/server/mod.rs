@@ -71,6 +71,13 @@ pub enum Misbehaviour {
         /// How many requests are refused.
         times: u32,
     },
+    /// Answer `503 Service Unavailable` as a system down for maintenance does (the plain page
+    /// of its load balancer, not the API's JSON), until [`times`] requests have been refused or
+    /// the handle's `behave` clears the queue.
+    Unavailable {
+        /// How many requests are refused (`u32::MAX`: until `behave`).
+        times: u32,
+    },
     /// Wait, then handle the request normally (authentication included).
     Latency {
         /// How many requests are delayed.
@@ -86,6 +93,7 @@ impl Misbehaviour {
             Misbehaviour::ServerError { times }
             | Misbehaviour::RateLimited { times, .. }
             | Misbehaviour::Unauthorized { times }
+            | Misbehaviour::Unavailable { times }
             | Misbehaviour::Latency { times, .. } => times,
         }
     }
@@ -157,6 +165,7 @@ enum Fault {
     ServerError,
     RateLimited { retry_after_secs: u64 },
     Unauthorized,
+    Unavailable,
     Latency(Duration),
 }
 
@@ -184,6 +193,7 @@ impl Harness {
                     retry_after_secs, ..
                 } => Fault::RateLimited { retry_after_secs },
                 Misbehaviour::Unauthorized { .. } => Fault::Unauthorized,
+                Misbehaviour::Unavailable { .. } => Fault::Unavailable,
                 Misbehaviour::Latency { millis, .. } => {
                     Fault::Latency(Duration::from_millis(millis))
                 }
@@ -210,6 +220,14 @@ async fn record_and_misbehave(
             return harness.responses.rate_limited(retry_after_secs);
         }
         Some(Fault::Unauthorized) => return harness.responses.unauthorized(),
+        Some(Fault::Unavailable) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::CONTENT_TYPE, "text/html")],
+                "<html><body><h1>503 Service Unavailable</h1></body></html>",
+            )
+                .into_response();
+        }
         Some(Fault::Latency(delay)) => tokio::time::sleep(delay).await,
         None => {}
     }
@@ -283,6 +301,10 @@ impl StandinCore {
 
     pub(crate) fn misbehave(&self, misbehaviour: Misbehaviour) {
         lock(&self.harness.faults).push_back(misbehaviour);
+    }
+
+    pub(crate) fn behave(&self) {
+        lock(&self.harness.faults).clear();
     }
 
     /// Stops accepting connections, lets in-flight requests finish (aborting after a grace
@@ -371,6 +393,11 @@ macro_rules! standin_handle {
                             )]
             pub fn misbehave(&self, misbehaviour: $crate::Misbehaviour) {
                 self.core.misbehave(misbehaviour);
+            }
+
+            /// Drops every queued misbehaviour: the next request is handled normally.
+            pub fn behave(&self) {
+                self.core.behave();
             }
 
             /// Stops the server for every clone and waits until it has stopped. Calling it
