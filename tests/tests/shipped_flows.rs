@@ -136,7 +136,8 @@ impl Host {
             .to_string()
     }
 
-    /// Polls the run until it ends; panics after 60 s.
+    /// Polls the run until it ends, confirming its staffing plan as the
+    /// resource manager when it waits for that; panics after 60 s.
     async fn finished(&self, run: &str) -> Value {
         eventually(
             &format!("run {run} ends"),
@@ -144,6 +145,11 @@ impl Host {
             Duration::from_millis(20),
             || async {
                 let view = self.call("GET", &format!("/v1/runs/{run}"), None).await;
+                if view["waiting_for"]["signal"] == "staffing_confirmed" {
+                    let confirm = json!({"decision": "approve", "comment": "plan confirmed"});
+                    let path = format!("/v1/runs/{run}/signals/staffing_confirmed");
+                    self.call("POST", &path, Some(confirm)).await;
+                }
                 if TERMINAL.contains(&view["status"].as_str().unwrap()) {
                     Ok(view)
                 } else {
@@ -200,6 +206,14 @@ async fn a_closed_won_deal_sets_up_delivery_in_every_system() {
     let run_id = h.deal_won().await;
     let run = h.finished(&run_id).await;
     assert_eq!(run["status"], "completed", "{run:#}");
+    // Nobody was booked before the resource manager confirmed the plan.
+    let confirmed = step(&run, "staffing_confirmed");
+    assert_eq!(confirmed["output"]["decision"], "approve", "{confirmed:#}");
+    assert_eq!(confirmed["output"]["by"], "admin");
+    let booked = step(&run, "assignments")["started_at"].as_str().unwrap();
+    let decided = confirmed["output"]["at"].as_str().unwrap();
+    assert!(decided <= booked, "confirmed at {decided}, booked at {booked}");
+    assert_eq!(run["signals"][0]["comment"], "plan confirmed");
 
     let customers = h.estate.netsuite.customers();
     let jobs = h.estate.netsuite.jobs();

@@ -30,6 +30,7 @@ fn demo_runs_quote_to_project_and_hot_loads_the_contract_tool() {
         "closed-won-to-project: completed",
         "contract-signed-activates-project: completed",
         "no restart",
+        "signals/staffing_confirmed (the resource manager approves) -> approve by demo at ",
     ] {
         assert!(stdout.contains(record), "missing `{record}` in:\n{stdout}");
     }

@@ -53,6 +53,28 @@ pub(super) async fn finished(client: &Client, run: &str) -> anyhow::Result<Value
         if TERMINAL.contains(&view["status"].as_str().unwrap_or("")) {
             return Ok(view);
         }
+        if let Some(signal) = view["waiting_for"]["signal"].as_str() {
+            // The resource manager confirms the staffing plan.
+            step(&format!(
+                "POST /v1/runs/{{id}}/signals/{signal} (the resource manager approves)"
+            ));
+            let sent = client
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/v1/runs/{run}/signals/{signal}"),
+                    Body::Json(serde_json::json!({
+                        "decision": "approve",
+                        "comment": "staffing plan confirmed",
+                    })),
+                )
+                .await?;
+            done(&format!(
+                "{} by {} at {}",
+                sent["decision"].as_str().unwrap_or("?"),
+                sent["by"].as_str().unwrap_or("?"),
+                sent["at"].as_str().unwrap_or("?")
+            ));
+        }
         if Instant::now() > deadline {
             bail!("run {run} did not finish within a minute: {view}");
         }
