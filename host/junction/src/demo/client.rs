@@ -116,7 +116,7 @@ pub(super) fn print_run(run: &Value) {
     );
     for s in run["steps"].as_array().into_iter().flatten() {
         println!(
-            "       {:<14} {:<10} attempts {}  key {}",
+            "       {:<18} {:<10} attempts {}  key {}",
             s["id"].as_str().unwrap_or("?"),
             s["status"].as_str().unwrap_or("?"),
             s["attempts"],
