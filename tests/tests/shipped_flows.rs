@@ -212,7 +212,10 @@ async fn a_closed_won_deal_sets_up_delivery_in_every_system() {
     assert_eq!(confirmed["output"]["by"], "admin");
     let booked = step(&run, "assignments")["started_at"].as_str().unwrap();
     let decided = confirmed["output"]["at"].as_str().unwrap();
-    assert!(decided <= booked, "confirmed at {decided}, booked at {booked}");
+    assert!(
+        decided <= booked,
+        "confirmed at {decided}, booked at {booked}"
+    );
     assert_eq!(run["signals"][0]["comment"], "plan confirmed");
 
     let customers = h.estate.netsuite.customers();
