@@ -153,14 +153,22 @@ pub enum AfterFailure<'a> {
 }
 
 impl RunWrite<'_> {
-    fn statement(self, run_id: &str) -> Statement {
-        match self {
-            RunWrite::Emit(event) => crate::events::insert_statement(&event),
-            RunWrite::EndWait { signal, now } => Statement::new(
-                "UPDATE run_signals SET consumed_at = $1 WHERE id = $2",
-            )
-            .bind(now)
-            .bind(signal.unwrap_or_default()),
+    /// Adds this write of run `run_id` to `batch`.
+    fn add_to(self, batch: Batch, run_id: &str) -> Batch {
+        let statement = match self {
+            RunWrite::Emit(event) => return batch.emit(&event),
+            RunWrite::EndWait { signal, now } => {
+                return batch
+                    .then(
+                        Statement::new("UPDATE runs SET waiting_for = NULL WHERE id = $1")
+                            .bind(run_id),
+                    )
+                    .then(
+                        Statement::new("UPDATE run_signals SET consumed_at = $1 WHERE id = $2")
+                            .bind(now)
+                            .bind(signal.unwrap_or_default()),
+                    );
+            }
             RunWrite::CompleteRun { now } => Statement::new("UPDATE runs SET status = 'completed', finished_at = $1, updated_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3")
                 .bind(now)
                 .bind(now)
@@ -181,7 +189,8 @@ impl RunWrite<'_> {
                 .bind(now)
                 .bind(run_id)
                 .bind(step),
-        }
+        };
+        batch.then(statement)
     }
 }
 
@@ -219,19 +228,8 @@ impl Store {
         .bind(fence.worker);
         writes
             .into_iter()
-            .fold(Batch::new(fence_statement), |batch, w| match w {
-                RunWrite::Emit(event) => batch.emit(&event),
-                RunWrite::EndWait { signal, now } => batch
-                    .then(
-                        Statement::new("UPDATE runs SET waiting_for = NULL WHERE id = $1")
-                            .bind(run_id),
-                    )
-                    .then(
-                        Statement::new("UPDATE run_signals SET consumed_at = $1 WHERE id = $2")
-                            .bind(now)
-                            .bind(signal.unwrap_or_default()),
-                    ),
-                w => batch.then(w.statement(run_id)),
+            .fold(Batch::new(fence_statement), |batch, w| {
+                w.add_to(batch, run_id)
             })
     }
 
