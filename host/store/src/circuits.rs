@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::events::{CloudEvent, insert_event};
-use crate::work::Fence;
+use crate::work::{Fence, pend_step};
 use crate::{Backend, Result, Store, Transaction};
 
 /// The `next_at` of a parked run: never due until its circuit closes.
@@ -389,13 +389,7 @@ impl Store {
             return Ok(false);
         };
         let run_id = fence.run_id;
-        sqlx::query("UPDATE run_steps SET status = 'pending', attempts = $1, errors = $2 WHERE run_id = $3 AND step_id = $4")
-            .bind(attempts)
-            .bind(errors)
-            .bind(run_id)
-            .bind(step)
-            .execute(&mut *tx)
-            .await?;
+        pend_step(&mut tx, run_id, step, attempts, errors).await?;
         // A run arrived at the circuit when its step was first attempted
         // (or now, when it never was): parked runs resume in that order.
         sqlx::query(

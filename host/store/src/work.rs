@@ -194,6 +194,25 @@ impl RunWrite<'_> {
     }
 }
 
+/// Makes `step` of run `run_id` pending again inside `tx`, with
+/// `attempts` calls made and `errors` (a JSON array).
+pub(crate) async fn pend_step(
+    tx: &mut Transaction,
+    run_id: &str,
+    step: &str,
+    attempts: i64,
+    errors: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE run_steps SET status = 'pending', attempts = $1, errors = $2 WHERE run_id = $3 AND step_id = $4")
+        .bind(attempts)
+        .bind(errors)
+        .bind(run_id)
+        .bind(step)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     /// The claim batch: leases the runnable run that is due first at `now`
     /// to `worker` until `lease_until`; its fence returns the run's id. A
@@ -312,13 +331,7 @@ impl Store {
             return Ok(false);
         };
         let run_id = fence.run_id;
-        sqlx::query("UPDATE run_steps SET status = 'pending', attempts = $1, errors = $2 WHERE run_id = $3 AND step_id = $4")
-            .bind(attempt)
-            .bind(errors)
-            .bind(run_id)
-            .bind(step)
-            .execute(&mut *tx)
-            .await?;
+        pend_step(&mut tx, run_id, step, attempt, errors).await?;
         sqlx::query(
             "UPDATE runs SET next_at = $1, lease_owner = NULL, lease_until = NULL WHERE id = $2",
         )
