@@ -85,12 +85,11 @@ pub enum FailureOutcome {
 }
 
 fn circuit_event(kind: &str, connection: &str, data: serde_json::Value) -> CloudEvent {
-    CloudEvent::new(
-        uuid::Uuid::new_v4().to_string(),
+    let event_type = format!("dev.junction.circuit.{kind}");
+    CloudEvent::of_host(
         format!("/connections/{connection}"),
-        format!("dev.junction.circuit.{kind}"),
-        Some(connection.to_string()),
-        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        &event_type,
+        connection,
         data,
     )
 }

@@ -91,17 +91,27 @@ impl CloudEvent {
         }
     }
 
-    /// One of the host's events about run `run` of flow `flow`, now, with
-    /// a new id.
-    pub fn of_run(event_type: &str, flow: &str, run: &str, data: serde_json::Value) -> CloudEvent {
+    /// One of the host's own events, now, with a new id.
+    pub fn of_host(
+        source: String,
+        event_type: &str,
+        subject: &str,
+        data: serde_json::Value,
+    ) -> CloudEvent {
         CloudEvent::new(
             uuid::Uuid::new_v4().to_string(),
-            format!("/flows/{flow}"),
+            source,
             event_type.to_string(),
-            Some(run.to_string()),
+            Some(subject.to_string()),
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             data,
         )
+    }
+
+    /// One of the host's events about run `run` of flow `flow`, now, with
+    /// a new id.
+    pub fn of_run(event_type: &str, flow: &str, run: &str, data: serde_json::Value) -> CloudEvent {
+        CloudEvent::of_host(format!("/flows/{flow}"), event_type, run, data)
     }
 }
 
