@@ -222,7 +222,7 @@ impl Flows {
         tracing::warn!(connection, actor, "circuit opened by hand");
         self.audit_circuit(actor, "circuit.open", connection, "opened by hand")
             .await;
-        self.circuit(connection).await
+        self.view_of(connection).await
     }
 
     /// Closes the circuit of `connection` by hand for `actor`; its parked
@@ -230,7 +230,7 @@ impl Flows {
     pub async fn close_circuit(&self, connection: &str, actor: &str) -> Result<CircuitView> {
         self.known_connection(connection).await?;
         self.close(connection, actor).await?;
-        self.circuit(connection).await
+        self.view_of(connection).await
     }
 
     async fn known_connection(&self, connection: &str) -> Result<()> {
@@ -245,6 +245,11 @@ impl Flows {
     /// The circuit of `connection`.
     pub async fn circuit(&self, connection: &str) -> Result<CircuitView> {
         self.known_connection(connection).await?;
+        self.view_of(connection).await
+    }
+
+    /// The circuit of `connection`, known to exist.
+    async fn view_of(&self, connection: &str) -> Result<CircuitView> {
         let settings = self.runtime.circuit_settings(connection).await;
         let row = self.store().circuit(connection).await?;
         Ok(match row {
