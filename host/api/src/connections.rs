@@ -236,9 +236,7 @@ pub(crate) async fn invoke(
     let claimed = match &options.idempotency_key {
         Some(key) => {
             if key.is_empty() || key.len() > 255 {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::BadRequest,
+                return Err(ApiError::bad_request(
                     "the Idempotency-Key header must be 1-255 characters",
                 ));
             }

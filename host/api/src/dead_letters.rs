@@ -141,13 +141,9 @@ pub(crate) async fn replay_flow_dead_letters(
     axum::extract::Query(query): axum::extract::Query<BulkReplayQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Operator)?;
-    let flow = query.flow.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadRequest,
-            "bulk replay needs `?flow=<name>`",
-        )
-    })?;
+    let flow = query
+        .flow
+        .ok_or_else(|| ApiError::bad_request("bulk replay needs `?flow=<name>`"))?;
     let runs = state.flows.replay_flow(&flow, &caller.name).await?;
     Ok((StatusCode::ACCEPTED, Json(ReplayedRuns { runs })).into_response())
 }

@@ -3,11 +3,10 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use serde::Serialize;
 
 use crate::config::Scope;
-use crate::error::{ApiError, ErrorCode, Refused};
+use crate::error::{ApiError, Refused};
 use crate::extract::{ApiState, Caller};
 use junction_runtime::runtime::ConnectionError;
 use junction_store::{CloudEvent, Cursor};
@@ -51,14 +50,10 @@ pub(crate) async fn list_events(
     let after = match query.after.as_deref() {
         None | Some("") => None,
         Some(text) => Some(Cursor::parse(text).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadRequest,
-                format!(
-                    "`after={text}` is not a cursor of the feed: pass the `next` of a page \
+            ApiError::bad_request(format!(
+                "`after={text}` is not a cursor of the feed: pass the `next` of a page \
                      (`<number>.<number>`), or leave it out to start from the oldest event"
-                ),
-            )
+            ))
         })?),
     };
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);

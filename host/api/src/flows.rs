@@ -47,13 +47,8 @@ pub(crate) async fn deploy_flow(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Operator)?;
-    let source = std::str::from_utf8(&body).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadRequest,
-            "the flow file is not UTF-8",
-        )
-    })?;
+    let source = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("the flow file is not UTF-8"))?;
     let deployed = state.flows.deploy(&name, source, &caller.name).await?;
     let status = if deployed.created {
         StatusCode::CREATED

@@ -2,13 +2,12 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 
 use junction_flows::KpiReport;
 use junction_flows::kpi::{DEFAULT_WINDOW_MS, parse_time};
 
 use crate::config::Scope;
-use crate::error::{ApiError, ErrorBody, ErrorCode, Refused};
+use crate::error::{ApiError, ErrorBody, Refused};
 use crate::extract::{ApiState, Caller};
 
 /// The window: RFC 3339 times; `until` defaults to now, `since` to 24
@@ -48,7 +47,7 @@ pub(crate) async fn kpis(
         None => until.saturating_sub(DEFAULT_WINDOW_MS),
     };
     if since >= until {
-        return Err(bad_request(format!(
+        return Err(ApiError::bad_request(format!(
             "`since` ({}) must be before `until` ({})",
             query.since.as_deref().unwrap_or("24 hours before `until`"),
             query.until.as_deref().unwrap_or("now")
@@ -59,12 +58,8 @@ pub(crate) async fn kpis(
 
 fn time(name: &str, text: &str) -> Result<i64, ApiError> {
     parse_time(text).ok_or_else(|| {
-        bad_request(format!(
+        ApiError::bad_request(format!(
             "`{name}` is `{text}`, not an RFC 3339 time; use e.g. `2026-01-05T09:00:00Z`"
         ))
     })
-}
-
-fn bad_request(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
 }

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::Serialize;
 
 use crate::config::Scope;
-use crate::error::{ApiError, ErrorBody, ErrorCode, Refused};
+use crate::error::{ApiError, ErrorBody, Refused};
 use crate::extract::{ApiState, Caller};
 use junction_flows::RunView;
 
@@ -56,14 +56,10 @@ pub(crate) async fn list_runs(
     if let Some(status) = &query.status
         && !RUN_STATUSES.contains(&status.as_str())
     {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadRequest,
-            format!(
-                "status `{status}` is not one of {}",
-                RUN_STATUSES.join(", ")
-            ),
-        ));
+        return Err(ApiError::bad_request(format!(
+            "status `{status}` is not one of {}",
+            RUN_STATUSES.join(", ")
+        )));
     }
     let limit = query.limit.unwrap_or(100).min(1000);
     let runs = state
