@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -67,6 +67,18 @@ pub struct Effect {
     pub body: Value,
 }
 
+/// When the ledger handled one applied effect: from the request's arrival to its application.
+/// Tests of concurrency read whether two effects were being handled at the same time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handling {
+    /// The `{name}` of the effect.
+    pub name: String,
+    /// When the request arrived.
+    pub arrived: Instant,
+    /// When the effect was applied (after the latency).
+    pub applied: Instant,
+}
+
 /// What the ledger saw besides the effects themselves.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LedgerCounts {
@@ -109,6 +121,11 @@ impl LedgerStandin {
         lock(&self.state.book).effects.clone()
     }
 
+    /// When each applied effect was handled, in order of application.
+    pub fn handlings(&self) -> Vec<Handling> {
+        lock(&self.state.book).handlings.clone()
+    }
+
     /// Replays, overlaps and refusals so far.
     pub fn counts(&self) -> LedgerCounts {
         lock(&self.state.book).counts.clone()
@@ -124,6 +141,7 @@ struct LedgerState {
 struct Book {
     keys: HashMap<String, Entry>,
     effects: Vec<Effect>,
+    handlings: Vec<Handling>,
     counts: LedgerCounts,
 }
 
@@ -205,6 +223,7 @@ async fn apply(
             }
         }
     }
+    let arrived = Instant::now();
     // A caller that goes away during the work leaves nothing applied.
     let pending = Pending {
         state: &state,
@@ -222,6 +241,11 @@ async fn apply(
             body,
         };
         let index = book.effects.len();
+        book.handlings.push(Handling {
+            name: effect.name.clone(),
+            arrived,
+            applied: Instant::now(),
+        });
         book.effects.push(effect.clone());
         book.keys.insert(key.clone(), Entry::Applied(index));
         effect
