@@ -77,6 +77,15 @@ where
     }
 }
 
+/// The step `id` of a run as the API shows it (`GET /v1/runs/{id}`);
+/// panics, showing the run, when it has none.
+pub fn step<'a>(run: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    run["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["id"] == id))
+        .unwrap_or_else(|| panic!("no step {id} in {run:#}"))
+}
+
 /// A runtime over an in-memory store.
 pub async fn runtime(limits: Limits) -> Arc<Runtime> {
     runtime_with(&test_config(limits)).await

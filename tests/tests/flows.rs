@@ -18,7 +18,7 @@ use junction_api as api;
 use junction_flows::{FlowOptions, Flows};
 use junction_runtime::runtime::{ConnectionSpec, Runtime};
 use junction_standins::{JiraStandin, Misbehaviour};
-use junction_tests::{eventually, guests, runtime_with, test_config, test_limits};
+use junction_tests::{eventually, guests, runtime_with, step, test_config, test_limits};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "admin-token-0123456789";
@@ -205,15 +205,6 @@ junction_tests::sqlite_and_postgres!("flows":
     a_permanent_failure_compensates_in_reverse_then_replay_completes,
     a_run_claimed_by_a_host_that_died_is_finished_after_its_lease,
 );
-
-fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
-    run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no step {id} in {run:#}"))
-}
 
 /// A step that records `POST /effects/<name>` at the stand-in (and, as a
 /// compensation, `POST /undo/<name>`).

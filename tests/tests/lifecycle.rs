@@ -843,12 +843,9 @@ async fn trusted_keys_and_tokens_reload_without_a_restart_and_are_audited() {
     };
     let runtime = runtime_with(&config).await;
     let source = junction::serve::reload_source(Some(&file));
-    let (app, _reloader) = junction_api::router_with_reload(
-        runtime,
-        &config.api,
-        config.flows.options(),
-        Some(source),
-    );
+    let flows = junction_flows::Flows::new(runtime, config.flows.options());
+    flows.spawn_workers();
+    let (app, _reloader) = junction_api::router_with_reload(flows, &config.api, Some(source));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let host = Host {
         base: format!("http://{}", listener.local_addr().unwrap()),

@@ -47,22 +47,22 @@ use extract::Tokens;
 /// settings of `config`. Starts the flow workers when called inside a Tokio
 /// runtime; they stop when the router is dropped.
 pub fn router(runtime: Arc<Runtime>, config: &ApiConfig, flows: FlowOptions) -> Router {
-    router_with_reload(runtime, config, flows, None).0
-}
-
-/// As [`router`], with what `POST /v1/admin/reload` reads the configuration
-/// from (`None`: the endpoint says the host has nothing to reload), and the
-/// [`Reloader`] for the same reload on a signal.
-pub fn router_with_reload(
-    runtime: Arc<Runtime>,
-    config: &ApiConfig,
-    flows: FlowOptions,
-    source: Option<ReloadSource>,
-) -> (Router, Reloader) {
-    let flows = Flows::new(runtime.clone(), flows);
+    let flows = Flows::new(runtime, flows);
     if tokio::runtime::Handle::try_current().is_ok() {
         flows.spawn_workers();
     }
+    build(flows, config, None).0
+}
+
+/// The API router over `flows` (whose workers the caller runs), with what
+/// `POST /v1/admin/reload` reads the configuration from (`None`: the
+/// endpoint says the host has nothing to reload), and the [`Reloader`] for
+/// the same reload on a signal.
+pub fn router_with_reload(
+    flows: Arc<Flows>,
+    config: &ApiConfig,
+    source: Option<ReloadSource>,
+) -> (Router, Reloader) {
     build(flows, config, source)
 }
 

@@ -4,6 +4,7 @@
 //! description = "closed-won deal -> Jira project and kickoff issue"
 //! trigger = { type = "manual" }          # or { type = "event", connection, event }
 //!                                        # or { type = "schedule", cron = "0 0 * * *" }
+//!                                        # or { type = "stream", stream = "CRM", subject = "crm.deals.>" }
 //! [[steps]]
 //! id = "project"
 //! connection = "jira"
@@ -28,8 +29,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::jq;
 use super::kpi::KpiDef;
+use super::{graph, jq};
 use junction_registry::World;
 use junction_runtime::Runtime;
 
@@ -71,6 +72,39 @@ pub enum Trigger {
         /// The cron expression.
         cron: String,
     },
+    /// Each message of a NATS JetStream stream (through a durable consumer
+    /// of the flow; `[events] nats_url` names the server). One run per
+    /// message, acknowledged once the run is committed.
+    Stream {
+        /// The stream, e.g. `CRM_DEALS`.
+        stream: String,
+        /// Only messages on this subject (wildcards allowed); absent: all.
+        #[serde(default)]
+        subject: Option<String>,
+        /// Where a new consumer starts: `new` messages (the default) or
+        /// `all` those the stream holds.
+        #[serde(default)]
+        deliver: Deliver,
+        /// How long JetStream waits for a host to commit a message's run
+        /// before it delivers the message again (to any host), in ms.
+        #[serde(default = "default_ack_wait_ms")]
+        ack_wait_ms: u64,
+    },
+}
+
+fn default_ack_wait_ms() -> u64 {
+    30_000
+}
+
+/// Where a stream trigger's consumer starts when it is first made.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Deliver {
+    /// Messages published from then on.
+    #[default]
+    New,
+    /// Every message the stream holds.
+    All,
 }
 
 impl Trigger {
@@ -80,6 +114,7 @@ impl Trigger {
             Trigger::Manual => "manual",
             Trigger::Event { .. } => "event",
             Trigger::Schedule { .. } => "schedule",
+            Trigger::Stream { .. } => "stream",
         }
     }
 }
@@ -106,11 +141,17 @@ pub struct StepDef {
     /// Wait for a signal (an approval, a confirmation) before going on.
     #[serde(default)]
     pub wait: Option<Wait>,
+    /// The steps that must be done (completed or skipped) before this one
+    /// starts. Absent: the step before it; `[]`: none, it starts with the
+    /// run. Steps whose needs are done run at once.
+    #[serde(default)]
+    pub needs: Option<Vec<String>>,
     /// A jq condition over the run context; a false or null result skips the step.
     #[serde(default)]
     pub when: Option<String>,
     /// A jq expression over the run context that builds the step's input.
-    /// Absent: the previous step's output (the trigger event for the first step).
+    /// Absent: the output of the latest step (in file order) it runs after,
+    /// or the trigger event when there is none.
     #[serde(default)]
     pub input: Option<String>,
     /// How failed calls are retried.
@@ -352,8 +393,9 @@ pub(crate) fn referenced_steps(code: &str) -> Vec<String> {
 }
 
 /// Parses and checks a flow file against the host: connections, operations
-/// and plugins exist, step ids are unique and well-formed, every jq
-/// expression compiles and refers only to steps that run before it, and
+/// and plugins exist, step ids are unique and well-formed, `needs` names
+/// steps and makes no circle, every jq expression compiles and refers only
+/// to steps that run before it, and
 /// the `[kpi]` table names measures and steps that exist. Every problem
 /// is reported, each naming where it is.
 pub async fn validate(runtime: &Runtime, name: &str, source: &str) -> Result<FlowDef, String> {
@@ -383,10 +425,22 @@ pub async fn validate(runtime: &Runtime, name: &str, source: &str) -> Result<Flo
                 problems.push(format!("trigger.cron: {e}"));
             }
         }
+        Trigger::Stream {
+            stream,
+            subject,
+            ack_wait_ms,
+            ..
+        } => problems.extend(super::stream::check(
+            stream,
+            subject.as_deref(),
+            *ack_wait_ms,
+        )),
     }
     if def.steps.is_empty() {
         problems.push("steps: a flow needs at least one step".into());
     }
+    problems.extend(graph::problems(&def));
+    let order = graph::Graph::of(&def);
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, step) in def.steps.iter().enumerate() {
         let at = format!("steps[{i}] (id `{}`)", step.id);
@@ -402,7 +456,12 @@ pub async fn validate(runtime: &Runtime, name: &str, source: &str) -> Result<Flo
             ));
             seen.insert(&step.id, first);
         }
-        let earlier = |id: &str| seen.get(id).is_some_and(|&j| j < i);
+        let earlier = |id: &str| {
+            def.steps
+                .iter()
+                .position(|s| s.id == id)
+                .is_some_and(|j| order.runs_after(i, j))
+        };
         let mut check_expr = |field: &str, code: &str, steps_visible: bool| {
             if let Err(e) = jq::check(code) {
                 problems.push(format!("{at}: {field}: {e}"));
@@ -414,7 +473,7 @@ pub async fn validate(runtime: &Runtime, name: &str, source: &str) -> Result<Flo
                     ));
                 } else if !earlier(&id) {
                     problems.push(format!(
-                        "{at}: {field}: refers to step `{id}`, which does not run before this step"
+                        "{at}: {field}: refers to step `{id}`, which does not run before this step (name it, or a step that runs after it, in `needs`)"
                     ));
                 }
             }

@@ -42,6 +42,11 @@ impl Flows {
             .await
             .map_err(FlowError::Invalid)?;
         self.check_kpi_measures(name, &def).await?;
+        if matches!(def.trigger, Trigger::Stream { .. }) && !self.streams.enabled() {
+            return Err(FlowError::Invalid(
+                "trigger: a `stream` trigger needs NATS: set `[events] nats_url` in the host's configuration".into(),
+            ));
+        }
         let digest = hex::encode(Sha256::digest(source.as_bytes()));
         let now = now_text();
         let cron = match &def.trigger {
@@ -75,6 +80,9 @@ impl Flows {
                 )));
             }
         };
+        if changed {
+            self.streams.deployed();
+        }
         Ok(Deployed {
             name: name.to_string(),
             version,

@@ -116,6 +116,8 @@ pub(crate) struct StepRow {
     pub(crate) input_override: Option<Value>,
     pub(crate) output: Option<Value>,
     pub(crate) key: String,
+    /// When it ended (ms since the epoch).
+    pub(crate) finished_at: Option<i64>,
 }
 
 /// A run as the worker needs it.
@@ -257,7 +259,7 @@ impl Flows {
         Ok(lease_held(applied, worker, run_id))
     }
 
-    async fn load(&self, run_id: &str) -> Result<(RunRow, Vec<StepRow>)> {
+    pub(crate) async fn load(&self, run_id: &str) -> Result<(RunRow, Vec<StepRow>)> {
         let r = self
             .store()
             .run_state(run_id)
@@ -289,6 +291,7 @@ impl Flows {
                 input_override: json(r.input_override)?,
                 output: json(r.output)?,
                 key: r.idempotency_key,
+                finished_at: r.finished_at,
             });
         }
         Ok((run, steps))

@@ -3,8 +3,10 @@
 //! A flow is deployed (validated against the host's connections and plugins,
 //! then stored as a new version), and each run is a row in the store with
 //! one row per step. Workers claim runnable runs with a lease, run their
-//! steps in order with retries, and on a permanent failure compensate the
-//! completed steps in reverse order (saga) before dead-lettering the run.
+//! steps in order with retries (the steps that need nothing of each other
+//! at once, see `needs`), and on a permanent failure compensate the
+//! completed steps in reverse order of completion (saga) before
+//! dead-lettering the run.
 //! Every step call carries an idempotency key derived from the run and step
 //! ids, stable across retries, restarts and replays. A flow file declares
 //! the business KPIs it measures (`[kpi]`), computed over a window by
@@ -16,6 +18,7 @@
 //! are built from, or builds the fenced batches the workers hand to the
 //! group committer.
 
+mod branches;
 mod circuit;
 pub mod config;
 mod dead_letters;
@@ -23,12 +26,14 @@ pub mod definition;
 mod deploy;
 pub mod events;
 mod exec;
+mod graph;
 pub mod jq;
 pub mod kpi;
 mod runs;
 mod saga;
 mod schedules;
 mod step;
+mod stream;
 mod wait;
 
 use std::sync::Arc;
@@ -42,7 +47,7 @@ use junction_store as store;
 
 pub use circuit::CircuitView;
 pub use config::FlowSettings;
-pub use definition::{FlowDef, Trigger};
+pub use definition::{Deliver, FlowDef, Trigger};
 pub use events::EventSettings;
 pub use kpi::KpiReport;
 pub use wait::{SignalView, WaitingView};
@@ -297,6 +302,7 @@ pub struct Flows {
     host_id: String,
     committer: std::sync::OnceLock<store::commit::GroupCommitter>,
     circuits: circuit::Circuits,
+    streams: stream::Streams,
 }
 
 impl Flows {
@@ -309,6 +315,7 @@ impl Flows {
             host_id: uuid::Uuid::new_v4().simple().to_string(),
             committer: std::sync::OnceLock::new(),
             circuits: circuit::Circuits::default(),
+            streams: stream::Streams::default(),
         })
     }
 

@@ -1,5 +1,5 @@
 //! The saga: after a step failed for good, compensate the completed steps
-//! in reverse order, then end the run and dead-letter it.
+//! in reverse order of completion, then end the run and dead-letter it.
 
 use serde_json::{Value, json};
 use tracing::Instrument;
@@ -21,13 +21,18 @@ impl Flows {
         def: &FlowDef,
         steps: &[StepRow],
     ) -> Result<bool> {
-        let next = steps.iter().rev().find(|s| {
-            (s.status == "completed" || s.status == "compensating")
-                && def
-                    .steps
-                    .get(s.position)
-                    .is_some_and(|d| d.compensation().is_some())
-        });
+        // The step being compensated goes on first; then the one that
+        // completed last (branches that ran at once end in any order).
+        let next = steps
+            .iter()
+            .filter(|s| {
+                (s.status == "completed" || s.status == "compensating")
+                    && def
+                        .steps
+                        .get(s.position)
+                        .is_some_and(|d| d.compensation().is_some())
+            })
+            .max_by_key(|s| (s.status == "compensating", s.finished_at, s.position));
         let Some(row) = next else {
             let failed_id = run.failed_step.clone().unwrap_or_default();
             let Some(failed) = steps.iter().find(|s| s.id == failed_id) else {

@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::definition::{Action, FlowDef, Retry, StepDef};
 use super::exec::{Failure, Next, RunRow, StepRow, backoff, classify, error_entry, lease_held};
+use super::graph::Graph;
 use super::{FlowError, Flows, Result, StepError, jq, now_ms};
 use junction_runtime::runtime::CallOptions;
 use junction_store::events::types;
@@ -46,7 +47,8 @@ impl Flows {
         jq_context(run_id, &run.flow, run.trigger.clone(), steps)
     }
 
-    /// One forward move. Returns whether to keep going.
+    /// One forward move: the step that may move now, or, when several may
+    /// (branches that need nothing of each other), all of them at once.
     pub(crate) async fn forward(
         &self,
         worker: &str,
@@ -55,10 +57,25 @@ impl Flows {
         def: &FlowDef,
         steps: &mut [StepRow],
     ) -> Result<Next> {
-        let Some(index) = steps
-            .iter()
-            .position(|s| matches!(s.status.as_str(), "pending" | "running" | "waiting"))
-        else {
+        let graph = Graph::of(def);
+        let mut status = vec!["pending"; def.steps.len()];
+        for s in steps.iter() {
+            if let Some(at) = status.get_mut(s.position) {
+                *at = s.status.as_str();
+            }
+        }
+        let ready: Vec<usize> = graph
+            .ready(&status)
+            .into_iter()
+            .filter_map(|p| steps.iter().position(|s| s.position == p))
+            .collect();
+        if ready.is_empty() {
+            if let Some(stuck) = steps.iter().find(|s| unfinished(&s.status)) {
+                return Err(FlowError::Invalid(format!(
+                    "step `{}` of run `{run_id}` can never start: a step it needs did not complete",
+                    stuck.id
+                )));
+            }
             let done = RunWrite::CompleteRun { now: now_ms() };
             let data = json!({"run": run_id, "flow": run.flow, "flow_version": run.flow_version});
             let event = CloudEvent::of_run(types::RUN_COMPLETED, &run.flow, run_id, data);
@@ -70,6 +87,50 @@ impl Flows {
             }
             return Ok(Next::Stop);
         };
+        // A wait parks the run: the steps that call something go first.
+        let is_wait = |i: &usize| {
+            matches!(
+                def.steps.get(steps[*i].position).and_then(StepDef::action),
+                Some(Action::Wait(_))
+            )
+        };
+        let calls: Vec<usize> = ready.iter().copied().filter(|i| !is_wait(i)).collect();
+        if calls.len() > 1 {
+            return self
+                .branches(worker, run_id, run, def, &graph, steps, &calls)
+                .await;
+        }
+        let index = calls.first().or(ready.first()).copied().unwrap_or(0);
+        match self
+            .move_step(worker, run_id, run, def, &graph, steps, index)
+            .await?
+        {
+            Moved::Next(next) => Ok(next),
+            Moved::Failed(failed) => self
+                .attempt_failed(worker, run_id, run, def, steps, *failed)
+                .await
+                .map(Next::reload_if),
+            Moved::Park(parked) => {
+                self.park(worker, run_id, &parked).await?;
+                Ok(Next::Stop)
+            }
+        }
+    }
+
+    /// Moves step `steps[index]` one attempt on: skips it, calls it, or
+    /// makes its wait; `steps` is kept up to date in memory. A failed
+    /// attempt or an open circuit is returned, not yet written.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn move_step(
+        &self,
+        worker: &str,
+        run_id: &str,
+        run: &RunRow,
+        def: &FlowDef,
+        graph: &Graph,
+        steps: &mut [StepRow],
+        index: usize,
+    ) -> Result<Moved> {
         let row = steps[index].clone();
         let row = &row;
         let Some(spec) = def.steps.get(row.position) else {
@@ -82,7 +143,8 @@ impl Flows {
         if let (Some(Action::Wait(wait)), "waiting") = (spec.action(), row.status.as_str()) {
             return self
                 .resume_wait(worker, run_id, run, def, steps, index, wait, &ctx)
-                .await;
+                .await
+                .map(Moved::Next);
         }
         let attempt = row.attempts + 1;
         // Conditions and inputs are computed once per attempt; an expression
@@ -104,7 +166,7 @@ impl Flows {
                 Some(code) => jq::first(code, &ctx)
                     .map(Some)
                     .map_err(|e| Failure::permanent("expression", format!("input: {e}"))),
-                None => Ok(Some(previous_output(run, steps, row.position))),
+                None => Ok(Some(previous_output(run, steps, graph, row.position))),
             }
         })();
         let input = match prepared {
@@ -114,25 +176,21 @@ impl Flows {
                     now: now_ms(),
                 };
                 if !self.commit_fenced(worker, run_id, false, [skip]).await? {
-                    return Ok(Next::Stop);
+                    return Ok(Moved::Next(Next::Stop));
                 }
                 steps[index].status = "skipped".into();
-                return Ok(Next::Continue);
+                return Ok(Moved::Next(Next::Continue));
             }
             Ok(Some(input)) => input,
             Err(failure) => {
-                return self
-                    .step_failed(
-                        worker, run_id, run, def, steps, row, attempt, None, None, failure,
-                    )
-                    .await
-                    .map(Next::reload_if);
+                return Ok(Moved::failed(row, attempt, None, None, failure));
             }
         };
         if let Some(Action::Wait(wait)) = spec.action() {
             return self
                 .enter_wait(worker, run_id, run, def, steps, row, spec, wait, &input)
-                .await;
+                .await
+                .map(Moved::Next);
         }
         // A system whose circuit is open is not called: the run waits,
         // parked, until the circuit closes.
@@ -143,9 +201,12 @@ impl Flows {
         if let Some(connection) = circuit
             && self.circuit_open(connection).await?
         {
-            self.park(worker, run_id, row, row.attempts, &row.errors, connection)
-                .await?;
-            return Ok(Next::Stop);
+            return Ok(Moved::Park(Box::new(Parked {
+                row: row.clone(),
+                attempts: row.attempts,
+                errors: row.errors.clone(),
+                connection: connection.to_string(),
+            })));
         }
         // Record the attempt before making it: a crash during the call
         // still counts it, and the next worker sees the input.
@@ -156,7 +217,7 @@ impl Flows {
             now: now_ms(),
         };
         if !self.commit_fenced(worker, run_id, true, [running]).await? {
-            return Ok(Next::Stop);
+            return Ok(Moved::Next(Next::Stop));
         }
         steps[index].status = "running".into();
         steps[index].attempts = attempt;
@@ -200,9 +261,12 @@ impl Flows {
             // a retry; this attempt does not count against the step's.
             let mut errors = row.errors.clone();
             errors.push(error_entry("parked", attempt, failure));
-            self.park(worker, run_id, row, attempt, &errors, connection)
-                .await?;
-            return Ok(Next::Stop);
+            return Ok(Moved::Park(Box::new(Parked {
+                row: row.clone(),
+                attempts: attempt,
+                errors,
+                connection: connection.to_string(),
+            })));
         }
         match result {
             Ok(output) => {
@@ -216,57 +280,81 @@ impl Flows {
                 let event = CloudEvent::of_run(types::STEP_COMPLETED, &run.flow, run_id, data);
                 let writes = [completed, RunWrite::Emit(event)];
                 if !self.commit_fenced(worker, run_id, false, writes).await? {
-                    return Ok(Next::Stop);
+                    return Ok(Moved::Next(Next::Stop));
                 }
                 steps[index].status = "completed".into();
                 steps[index].output = Some(output);
+                steps[index].finished_at = Some(now_ms());
                 if let Some(connection) = circuit
                     && let Err(e) = self.circuit_after_call(connection, None).await
                 {
                     tracing::warn!(connection, error = %e, "resetting the circuit's failure count failed");
                 }
-                Ok(Next::Continue)
+                Ok(Moved::Next(Next::Continue))
             }
-            Err(failure) => self
-                .step_failed(
-                    worker,
-                    run_id,
-                    run,
-                    def,
-                    steps,
-                    row,
-                    attempt,
-                    Some(&input),
-                    Some(&spec.retry),
-                    failure,
-                )
-                .await
-                .map(Next::reload_if),
+            Err(failure) => Ok(Moved::failed(
+                row,
+                attempt,
+                Some(input),
+                Some(spec.retry),
+                failure,
+            )),
         }
     }
 
-    /// Parks run `run_id` on the open circuit of `connection`: step `row`
-    /// is pending with `attempts` and `errors`, and the run waits until
-    /// the circuit closes.
-    async fn park(
-        &self,
-        worker: &str,
-        run_id: &str,
-        row: &StepRow,
-        attempts: i64,
-        errors: &[StepError],
-        connection: &str,
-    ) -> Result<()> {
+    /// Parks run `run_id` on the open circuit of `parked.connection`: the
+    /// step is pending with its attempts and errors, and the run waits
+    /// until the circuit closes.
+    pub(crate) async fn park(&self, worker: &str, run_id: &str, parked: &Parked) -> Result<()> {
+        let Parked {
+            row,
+            attempts,
+            errors,
+            connection,
+        } = parked;
         let errors = serde_json::to_string(errors)?;
         let fence = self.fence(worker, run_id, false);
-        let parked = self
+        let held = self
             .store()
-            .park_run(&fence, &row.id, attempts, &errors, connection)
+            .park_run(&fence, &row.id, *attempts, &errors, connection)
             .await?;
-        if lease_held(parked, worker, run_id) {
+        if lease_held(held, worker, run_id) {
             tracing::info!(run = %run_id, step = %row.id, connection, "the connection's circuit is open; run parked until it closes");
         }
         Ok(())
+    }
+
+    /// Writes a failed attempt: a retry, or the step's failure for good.
+    /// Returns whether the run compensates now.
+    pub(crate) async fn attempt_failed(
+        &self,
+        worker: &str,
+        run_id: &str,
+        run: &RunRow,
+        def: &FlowDef,
+        steps: &[StepRow],
+        failed: FailedAttempt,
+    ) -> Result<bool> {
+        let FailedAttempt {
+            row,
+            attempt,
+            input,
+            retry,
+            failure,
+        } = failed;
+        self.step_failed(
+            worker,
+            run_id,
+            run,
+            def,
+            steps,
+            &row,
+            attempt,
+            input.as_ref(),
+            retry.as_ref(),
+            failure,
+        )
+        .await
     }
 
     /// Makes one call of a step.
@@ -343,12 +431,7 @@ impl Flows {
         let errors_text = serde_json::to_string(&errors)?;
         let fence = self.fence(worker, run_id, false);
         let now = fence.now;
-        // Attempts made just before the run parked on an open circuit do
-        // not count against the step's.
-        let parked = row.errors.iter().filter(|e| e.phase == "parked").count();
-        let used = attempt - i64::try_from(parked).unwrap_or(0);
-        if let Some(retry) = retry.filter(|r| failure.retryable && used < i64::from(r.attempts)) {
-            let wait = backoff(retry, used, failure.retry_after_ms);
+        if let Some(wait) = retry_wait(row, attempt, retry, &failure) {
             let next_at = now.saturating_add(i64::try_from(wait).unwrap_or(i64::MAX / 2));
             let retried = self
                 .store()
@@ -396,6 +479,91 @@ impl Flows {
     }
 }
 
+/// What one move of a step came to.
+pub(crate) enum Moved {
+    /// Go on as this says; what the move did is written.
+    Next(Next),
+    /// The attempt failed; nothing about the failure is written yet.
+    Failed(Box<FailedAttempt>),
+    /// The step's connection has its circuit open; the run is to park.
+    Park(Box<Parked>),
+}
+
+impl Moved {
+    fn failed(
+        row: &StepRow,
+        attempt: i64,
+        input: Option<Value>,
+        retry: Option<Retry>,
+        failure: Failure,
+    ) -> Moved {
+        Moved::Failed(Box::new(FailedAttempt {
+            row: row.clone(),
+            attempt,
+            input,
+            retry,
+            failure,
+        }))
+    }
+}
+
+/// A failed attempt of a step, before it is written.
+pub(crate) struct FailedAttempt {
+    /// The step as it was before the attempt.
+    pub(crate) row: StepRow,
+    pub(crate) attempt: i64,
+    /// The input the attempt had, once computed.
+    pub(crate) input: Option<Value>,
+    /// The step's retry policy; `None` fails it for good.
+    pub(crate) retry: Option<Retry>,
+    pub(crate) failure: Failure,
+}
+
+impl FailedAttempt {
+    /// The step's errors with this attempt's.
+    pub(crate) fn errors(&self) -> Vec<StepError> {
+        let mut errors = self.row.errors.clone();
+        errors.push(error_entry("step", self.attempt, &self.failure));
+        errors
+    }
+
+    /// How long to wait before the retry, or `None` when it fails for good.
+    pub(crate) fn retry_wait(&self) -> Option<u64> {
+        retry_wait(&self.row, self.attempt, self.retry.as_ref(), &self.failure)
+    }
+}
+
+/// A step whose run is to park on an open circuit.
+pub(crate) struct Parked {
+    /// The step as it was before the move.
+    pub(crate) row: StepRow,
+    /// Calls made.
+    pub(crate) attempts: i64,
+    /// Its errors, the parking one included.
+    pub(crate) errors: Vec<StepError>,
+    pub(crate) connection: String,
+}
+
+/// How long step `row` waits before its next attempt after attempt
+/// `attempt` failed, or `None` when it fails for good: attempts made just
+/// before the run parked on an open circuit do not count against `retry`.
+fn retry_wait(
+    row: &StepRow,
+    attempt: i64,
+    retry: Option<&Retry>,
+    failure: &Failure,
+) -> Option<u64> {
+    let parked = row.errors.iter().filter(|e| e.phase == "parked").count();
+    let used = attempt - i64::try_from(parked).unwrap_or(0);
+    let retry = retry.filter(|r| failure.retryable && used < i64::from(r.attempts))?;
+    Some(backoff(retry, used, failure.retry_after_ms))
+}
+
+/// Whether a step with `status` has yet to end.
+fn unfinished(status: &str) -> bool {
+    matches!(status, "pending" | "running" | "waiting")
+}
+
 /// The dead letter of a run that ends as `status` because step `failed`
 /// failed for good: that step's errors, then `compensation_errors`, and
 /// the input that failed.
@@ -423,11 +591,11 @@ pub(crate) fn dead_letter<'a>(
 }
 
 /// The default input of a step: the output of the latest completed step
-/// before it, or the trigger event.
-fn previous_output(run: &RunRow, steps: &[StepRow], position: usize) -> Value {
+/// (in file order) it runs after, or the trigger event.
+fn previous_output(run: &RunRow, steps: &[StepRow], graph: &Graph, position: usize) -> Value {
     steps
         .iter()
-        .rfind(|s| s.position < position && s.status == "completed")
+        .rfind(|s| graph.runs_after(position, s.position) && s.status == "completed")
         .and_then(|s| s.output.clone())
         .unwrap_or_else(|| run.trigger.clone())
 }

@@ -68,12 +68,12 @@ pub async fn run(
         .await
         .with_context(|| format!("listening on {}", config.api.listen))?;
     tracing::info!(address = %listener.local_addr()?, "junction is serving");
-    let (app, reloader) = junction_api::router_with_reload(
-        runtime,
-        &config.api,
-        config.flows.options(),
-        Some(reload_source(config_path)),
-    );
+    let flows = junction_flows::Flows::new(runtime, config.flows.options());
+    flows.spawn_workers();
+    // Streams that start runs: each message once, acknowledged after its run commits.
+    let _triggers = flows.spawn_stream_triggers(config.events.nats_url.as_deref());
+    let (app, reloader) =
+        junction_api::router_with_reload(flows, &config.api, Some(reload_source(config_path)));
     reload_on_hangup(reloader)?;
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -80,6 +80,17 @@ pub enum RunWrite<'a> {
     },
     /// An event for the outbox, written with the batch's other writes.
     Emit(crate::CloudEvent),
+    /// A failed attempt of a step is to be retried, while the run goes on
+    /// with its other steps: the step is pending with `attempts` calls
+    /// made and `errors` (a JSON array).
+    PendStep {
+        /// The step.
+        step: &'a str,
+        /// Calls made.
+        attempts: i64,
+        /// Every error, oldest first.
+        errors: String,
+    },
     /// The run no longer waits for a signal (its wait step ends), and the
     /// signal `signal` (if any) has been acted on.
     EndWait {
@@ -141,6 +152,8 @@ pub struct StepStateRow {
     pub output: Option<String>,
     /// Passed to the connector on every attempt.
     pub idempotency_key: String,
+    /// When it ended (ms since the epoch): completed, skipped or failed.
+    pub finished_at: Option<i64>,
 }
 
 /// What follows a step's failure for good.
@@ -157,6 +170,11 @@ impl RunWrite<'_> {
     fn add_to(self, batch: Batch, run_id: &str) -> Batch {
         let statement = match self {
             RunWrite::Emit(event) => return batch.emit(&event),
+            RunWrite::PendStep { step, attempts, errors } => Statement::new(PEND_STEP)
+                .bind(attempts)
+                .bind(errors)
+                .bind(run_id)
+                .bind(step),
             RunWrite::EndWait { signal, now } => {
                 return batch
                     .then(
@@ -194,6 +212,9 @@ impl RunWrite<'_> {
     }
 }
 
+/// Makes a step pending again: attempts, errors, run, step.
+const PEND_STEP: &str = "UPDATE run_steps SET status = 'pending', attempts = $1, errors = $2 WHERE run_id = $3 AND step_id = $4";
+
 /// Makes `step` of run `run_id` pending again inside `tx`, with
 /// `attempts` calls made and `errors` (a JSON array).
 pub(crate) async fn pend_step(
@@ -203,7 +224,7 @@ pub(crate) async fn pend_step(
     attempts: i64,
     errors: &str,
 ) -> Result<()> {
-    sqlx::query("UPDATE run_steps SET status = 'pending', attempts = $1, errors = $2 WHERE run_id = $3 AND step_id = $4")
+    sqlx::query(PEND_STEP)
         .bind(attempts)
         .bind(errors)
         .bind(run_id)
@@ -274,7 +295,7 @@ impl Store {
     /// The steps of run `run_id` as a worker needs them, in flow order.
     pub async fn run_step_states(&self, run_id: &str) -> Result<Vec<StepStateRow>> {
         let rows = sqlx::query(
-            "SELECT step_id, position, status, attempts, compensation_attempts, errors, input, input_override, output, idempotency_key FROM run_steps WHERE run_id = $1 ORDER BY position",
+            "SELECT step_id, position, status, attempts, compensation_attempts, errors, input, input_override, output, idempotency_key, finished_at FROM run_steps WHERE run_id = $1 ORDER BY position",
         )
         .bind(run_id)
         .fetch_all(self.pool())
@@ -292,6 +313,7 @@ impl Store {
                 input_override: r.get(7),
                 output: r.get(8),
                 idempotency_key: r.get(9),
+                finished_at: r.get(10),
             })
             .collect())
     }

@@ -18,6 +18,7 @@
 use serde::Deserialize;
 
 use crate::definition::{FlowDef, referenced_steps};
+use crate::graph::Graph;
 use crate::jq;
 
 /// One KPI a flow declares, as written; [`KpiDef::measure`] reads it once validated.
@@ -123,6 +124,7 @@ pub fn valid_kpi_name(name: &str) -> bool {
 pub(crate) fn check(def: &FlowDef) -> Vec<String> {
     let mut problems = Vec::new();
     let position = |id: &str| def.steps.iter().position(|s| s.id == id);
+    let order = Graph::of(def);
     let step_ids = || {
         def.steps
             .iter()
@@ -170,7 +172,7 @@ pub(crate) fn check(def: &FlowDef) -> Vec<String> {
                             "{at}.from: `{step}` is neither `trigger`, `run` nor a step of this flow; use one of those or {}",
                             step_ids()
                         )),
-                        (Some(i), Some(u)) if i >= u => problems.push(format!(
+                        (Some(i), Some(u)) if !order.runs_after(u, i) => problems.push(format!(
                             "{at}.from: step `{step}` does not run before `until` step `{}`",
                             def.steps[u].id
                         )),
@@ -186,8 +188,8 @@ pub(crate) fn check(def: &FlowDef) -> Vec<String> {
                             (None, _) => problems.push(format!(
                                 "{at}.from_time: refers to step `{id}`, which this flow does not have"
                             )),
-                            (Some(i), Some(u)) if i > u => problems.push(format!(
-                                "{at}.from_time: refers to step `{id}`, which runs after `until` step `{}`",
+                            (Some(i), Some(u)) if i != u && !order.runs_after(u, i) => problems.push(format!(
+                                "{at}.from_time: refers to step `{id}`, which does not run before `until` step `{}`",
                                 def.steps[u].id
                             )),
                             _ => {}
@@ -309,7 +311,10 @@ mod tests {
         let p = problems(
             "[kpi.setup]\nmeasure = \"duration\"\nuntil = \"a\"\nfrom_time = \".steps.b.at\"",
         );
-        assert!(p[0].contains("runs after `until` step `a`"), "{p:?}");
+        assert!(
+            p[0].contains("does not run before `until` step `a`"),
+            "{p:?}"
+        );
         let err = parse(&format!(
             "{STEPS}\n[kpi.setup]\nmeasure = \"duration\"\nuntill = \"a\""
         ))
