@@ -109,6 +109,68 @@ async fn creates_reads_and_updates_a_deal() {
 }
 
 #[tokio::test]
+async fn a_read_naming_no_properties_gets_the_default_set_and_repeated_names_are_read() {
+    let f = Fixture::new().await;
+    let response = f
+        .send(
+            Method::POST,
+            "/crm/v3/objects/deals",
+            json!({"properties": {"dealname": "Euro rollout", "dealstage": "closedwon",
+                "amount": "90000", "deal_currency_code": "EUR"}}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(
+        created["properties"]["deal_currency_code"], "EUR",
+        "a create answers what it set"
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // As HubSpot: the default set has the amount but not its currency.
+    let read = f.get(&format!("/crm/v3/objects/deals/{id}")).await;
+    assert_eq!(read["properties"]["amount"], "90000");
+    assert_eq!(read["properties"]["pipeline"], "default");
+    assert!(
+        read["properties"].get("deal_currency_code").is_none(),
+        "{read:#}"
+    );
+    let listed = f.get("/crm/v3/objects/deals").await;
+    assert!(
+        listed["results"][0]["properties"]
+            .get("deal_currency_code")
+            .is_none()
+    );
+
+    // HubSpot's clients repeat the parameter; a comma list works too.
+    let repeated = f
+        .get(&format!(
+            "/crm/v3/objects/deals/{id}?properties=amount&properties=deal_currency_code"
+        ))
+        .await;
+    assert_eq!(repeated["properties"]["amount"], "90000");
+    assert_eq!(repeated["properties"]["deal_currency_code"], "EUR");
+    assert!(repeated["properties"].get("dealname").is_none());
+    let listed = f
+        .get("/crm/v3/objects/deals?properties=deal_currency_code&properties=dealname&limit=5")
+        .await;
+    assert_eq!(
+        listed["results"][0]["properties"]["deal_currency_code"],
+        "EUR"
+    );
+
+    // A malformed query is HubSpot's JSON validation error, not plain text.
+    let bad = f
+        .request(Method::GET, "/crm/v3/objects/deals?limit=many")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = error_of(bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["category"], "VALIDATION_ERROR", "{body:#}");
+}
+
+#[tokio::test]
 async fn creates_companies() {
     let f = Fixture::new().await;
     let response = f

@@ -18,7 +18,7 @@ use junction::shipped;
 use junction_api as api;
 use junction_flows::{FlowOptions, Flows};
 use junction_standins::{Misbehaviour, hubspot};
-use junction_tests::{eventually, runtime_with};
+use junction_tests::{eventually, runtime_with, step};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "admin-token-shipped-flows-0123";
@@ -112,7 +112,15 @@ impl Host {
     /// A closed-won HubSpot deal, delivered as HubSpot's signed webhook;
     /// returns the run it started.
     async fn deal_won(&self) -> String {
-        let deal = demo::crm_deal(&self.estate.hubspot).await.unwrap();
+        self.deal_won_in("USD").await
+    }
+
+    /// A deal in `currency` moves to closed-won in HubSpot, which tells the
+    /// host; returns the run it started.
+    async fn deal_won_in(&self, currency: &str) -> String {
+        let deal = demo::crm_deal(&self.estate.hubspot, currency)
+            .await
+            .unwrap();
         let event = hubspot::property_change_event("deal", deal, "dealstage", "closedwon");
         let delivery = hubspot::webhook_delivery(
             demo::HUBSPOT_SECRET,
@@ -179,15 +187,6 @@ impl Host {
         .await;
         self.finished(&id).await
     }
-}
-
-fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
-    run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no step {id} in {run:#}"))
 }
 
 /// The values of header `name` on the requests a stand-in recorded.
@@ -283,6 +282,40 @@ async fn a_closed_won_deal_sets_up_delivery_in_every_system() {
     assert!(hubspot["p50_seconds"].as_f64().unwrap() >= 0.0, "{kpis:#}");
     // The Salesforce flow declares the same KPI; it has not run.
     assert_eq!(of("salesforce-closed-won-to-project")["count"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_euro_deal_stays_in_euros_though_hubspot_reads_leave_the_currency_out_by_default() {
+    let h = host().await;
+    let run = h.finished(&h.deal_won_in("EUR").await).await;
+    assert_eq!(run["status"], "completed", "{run:#}");
+    // The flow names the properties it reads: HubSpot's default set has no currency.
+    assert_eq!(
+        step(&run, "deal")["output"]["properties"]["deal_currency_code"],
+        "EUR"
+    );
+    assert_eq!(
+        step(&run, "company")["output"]["properties"]["country"],
+        "United States"
+    );
+    assert_eq!(
+        step(&run, "project")["output"][0]["budget"]["currency"],
+        "EUR"
+    );
+    let projects = h.estate.psa.projects();
+    assert_eq!(projects[0]["budget"]["currency"], "EUR", "{projects:#?}");
+    let reads: Vec<String> = h
+        .estate
+        .hubspot
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .filter_map(|r| r.query)
+        .collect();
+    assert!(
+        reads.iter().any(|q| q.contains("deal_currency_code")),
+        "{reads:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

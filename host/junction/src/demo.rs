@@ -147,7 +147,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<DemoReport> {
 
     // Act 1: the deal is won.
     step("HubSpot: company Globex and deal \"Globex ERP rollout\" (stage contractsent)");
-    let deal_id = crm_deal(&estate.hubspot).await?;
+    let deal_id = crm_deal(&estate.hubspot, "USD").await?;
     done(&format!("deal {deal_id}"));
     step("HubSpot: the deal moves to closedwon; HubSpot's signed webhook reaches the host");
     let event = hubspot::property_change_event("deal", deal_id, "dealstage", "closedwon");

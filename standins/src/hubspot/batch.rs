@@ -103,7 +103,7 @@ pub(super) async fn batch_read(
                 }
             };
             match find(&store, kind, &id) {
-                Some(index) => results.push(store.objects[index].to_json(only.as_deref())),
+                Some(index) => results.push(store.objects[index].read_json(only.as_deref())),
                 None => missing.push(id),
             }
         }

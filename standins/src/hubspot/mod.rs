@@ -28,8 +28,12 @@
 //! `?associations=companies` (on a deal) or `deals` (on a company) adds `"associations":
 //! {"companies": {"results": [{"id", "type": "deal_to_company"}]}}`.
 //!
-//! Without `?properties=`, reads return every property the object has (HubSpot returns a default
-//! set); with it, just those, `null` where unset.
+//! Reads (get, list, search, batch read) return the properties they name — `?properties=a,b` or
+//! `?properties=a&properties=b`, as HubSpot's clients send them — `null` where unset; without
+//! any, HubSpot's default set of the object type, as the real API does (a deal's `amount`,
+//! `closedate`, `dealname`, `dealstage`, `pipeline`, not its `deal_currency_code`; a
+//! company's `domain` and `name`, not its `country`), besides `hs_object_id`, `createdate` and
+//! `hs_lastmodifieddate`. Creates and updates answer every property the object has.
 //!
 //! [`webhook_delivery`] builds what HubSpot POSTs to a subscriber, signed with signature v3:
 //!
@@ -191,6 +195,29 @@ enum ObjectType {
 }
 
 impl ObjectType {
+    /// What a read that names no properties returns, as HubSpot documents for v3 objects.
+    fn default_properties(self) -> &'static [&'static str] {
+        match self {
+            ObjectType::Deals => &[
+                "amount",
+                "closedate",
+                "createdate",
+                "dealname",
+                "dealstage",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+                "pipeline",
+            ],
+            ObjectType::Companies => &[
+                "createdate",
+                "domain",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+                "name",
+            ],
+        }
+    }
+
     fn parse(name: &str) -> Option<ObjectType> {
         match name {
             "deals" | "deal" | "0-3" => Some(ObjectType::Deals),
@@ -215,6 +242,22 @@ struct CrmObject {
 impl CrmObject {
     /// The API shape; with `only`, just those properties (`null` when unset) besides the ones
     /// HubSpot always returns.
+    /// What a read answers: the properties it `named`, else the type's default set.
+    fn read_json(&self, named: Option<&[String]>) -> Value {
+        match named {
+            Some(names) => self.to_json(Some(names)),
+            None => {
+                let defaults: Vec<String> = self
+                    .kind
+                    .default_properties()
+                    .iter()
+                    .map(|p| (*p).to_string())
+                    .collect();
+                self.to_json(Some(&defaults))
+            }
+        }
+    }
+
     fn to_json(&self, only: Option<&[String]>) -> Value {
         let mut properties = match only {
             None => self.properties.clone(),

@@ -7,7 +7,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::server::{lock, rfc3339_millis};
@@ -185,39 +184,67 @@ pub(super) async fn create(
     }
 }
 
-#[derive(Deserialize)]
-pub(super) struct GetParams {
-    pub(super) properties: Option<String>,
-    pub(super) associations: Option<String>,
+/// The query of a read, with its repeated parameters as HubSpot's own
+/// clients send them (`properties=a&properties=b`, or `properties=a,b`).
+pub(super) struct ReadQuery(Vec<(String, String)>);
+
+impl ReadQuery {
+    /// Every value of `key`, comma-separated lists split; `None` when absent.
+    fn list(&self, key: &str) -> Option<Vec<String>> {
+        let mut found = None::<Vec<String>>;
+        for (_, value) in self.0.iter().filter(|(k, _)| k == key) {
+            found.get_or_insert_with(Vec::new).extend(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        found
+    }
+
+    /// The last value of `key`.
+    fn one(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
-fn property_list(names: Option<&str>) -> Option<Vec<String>> {
-    names.map(|n| {
-        n.split(',')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(str::to_owned)
-            .collect()
-    })
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ReadQuery {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Response> {
+        match Query::<Vec<(String, String)>>::from_request_parts(parts, state).await {
+            Ok(Query(pairs)) => Ok(ReadQuery(pairs)),
+            Err(e) => Err(validation_error(&format!("Invalid query string: {e}"))),
+        }
+    }
 }
 
 pub(super) async fn get_object(
     State(state): State<Arc<HubspotState>>,
     Path((object_type_name, id)): Path<(String, String)>,
-    Query(params): Query<GetParams>,
+    query: ReadQuery,
 ) -> Response {
     let kind = match object_type(&object_type_name) {
         Ok(kind) => kind,
         Err(response) => return response,
     };
     let store = lock(&state.store);
-    let only = property_list(params.properties.as_deref());
+    let only = query.list("properties");
     match find(&store, kind, &id) {
         Some(index) => {
             let object = &store.objects[index];
-            let mut json = object.to_json(only.as_deref());
-            if let Some(names) = params.associations.as_deref() {
-                json["associations"] = associations_json(&store, object, names);
+            let mut json = object.read_json(only.as_deref());
+            if let Some(names) = query.list("associations") {
+                json["associations"] = associations_json(&store, object, &names.join(","));
             }
             axum::Json(json).into_response()
         }
@@ -258,33 +285,27 @@ pub(super) async fn update(
     }
 }
 
-#[derive(Deserialize)]
-pub(super) struct ListParams {
-    pub(super) limit: Option<usize>,
-    pub(super) after: Option<String>,
-    pub(super) properties: Option<String>,
-}
-
 pub(super) async fn list(
     State(state): State<Arc<HubspotState>>,
     Path(object_type_name): Path<String>,
-    Query(params): Query<ListParams>,
+    query: ReadQuery,
 ) -> Response {
     let kind = match object_type(&object_type_name) {
         Ok(kind) => kind,
         Err(response) => return response,
     };
-    let limit = params
-        .limit
-        .unwrap_or(DEFAULT_PAGE_SIZE)
-        .clamp(1, MAX_PAGE_SIZE);
+    let limit = match query.one("limit").map(str::parse::<usize>) {
+        None => DEFAULT_PAGE_SIZE,
+        Some(Ok(limit)) => limit.clamp(1, MAX_PAGE_SIZE),
+        Some(Err(_)) => return validation_error("Invalid value for limit; expected a number"),
+    };
     // `after` is the id of the first object of the page, as HubSpot's cursors are for lists.
-    let after = match params.after.as_deref().map(str::parse::<u64>) {
+    let after = match query.one("after").map(str::parse::<u64>) {
         None => 0,
         Some(Ok(after)) => after,
         Some(Err(_)) => return validation_error("Invalid value for after; expected a cursor"),
     };
-    let only = property_list(params.properties.as_deref());
+    let only = query.list("properties");
     let store = lock(&state.store);
     let mut matching = store
         .objects
@@ -293,7 +314,7 @@ pub(super) async fn list(
     let results: Vec<Value> = matching
         .by_ref()
         .take(limit)
-        .map(|o| o.to_json(only.as_deref()))
+        .map(|o| o.read_json(only.as_deref()))
         .collect();
     let mut page = json!({ "results": results });
     if let (Some(next), Some(object)) = (matching.next(), page.as_object_mut()) {
@@ -301,8 +322,8 @@ pub(super) async fn list(
             "{}/crm/v3/objects/{object_type_name}?limit={limit}&after={}",
             state.base_url, next.id
         );
-        if let Some(properties) = &params.properties {
-            link.push_str(&format!("&properties={properties}"));
+        if let Some(properties) = &only {
+            link.push_str(&format!("&properties={}", properties.join(",")));
         }
         object.insert(
             "paging".into(),

@@ -119,7 +119,7 @@ pub(super) async fn search(
         .iter()
         .skip(offset)
         .take(limit)
-        .map(|o| o.to_json(only.as_deref()))
+        .map(|o| o.read_json(only.as_deref()))
         .collect();
     let mut page = json!({ "total": total, "results": results });
     let next = offset.saturating_add(limit);

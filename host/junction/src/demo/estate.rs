@@ -173,7 +173,7 @@ impl Estate {
 
 /// Creates, in the HubSpot stand-in as a salesperson would, a company and a
 /// deal associated with it, then moves the deal to closed-won; returns the deal id.
-pub async fn crm_deal(hubspot: &HubspotStandin) -> anyhow::Result<u64> {
+pub async fn crm_deal(hubspot: &HubspotStandin, currency: &str) -> anyhow::Result<u64> {
     let http = reqwest::Client::new();
     let company = saas(
         http.post(format!("{}/crm/v3/objects/companies", hubspot.base_url()))
@@ -191,7 +191,7 @@ pub async fn crm_deal(hubspot: &HubspotStandin) -> anyhow::Result<u64> {
                 "properties": {
                     "dealname": "Globex ERP rollout", "amount": "250000",
                     "closedate": "2026-12-01T00:00:00.000Z", "dealstage": "contractsent",
-                    "pipeline": "default", "deal_currency_code": "USD"
+                    "pipeline": "default", "deal_currency_code": currency
                 },
                 "associations": [{
                     "to": {"id": company_id},
