@@ -159,11 +159,14 @@ async fn upserts_by_external_id() {
 }
 
 #[tokio::test]
-async fn idempotency_key_replays_the_first_answer() {
+async fn a_synchronous_request_ignores_the_idempotency_key_as_netsuite_does() {
     let f = Fixture::new().await;
     let send = || {
         f.request(Method::POST, "/customer")
-            .header("X-NetSuite-Idempotency-Key", "8f1c2d3e-create-acme")
+            .header(
+                "X-NetSuite-Idempotency-Key",
+                "8f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+            )
             .json(&json!({"companyName": "Acme Corp"}))
             .send()
     };
@@ -171,33 +174,65 @@ async fn idempotency_key_replays_the_first_answer() {
     let second = send().await.unwrap();
     assert_eq!(first.status(), StatusCode::NO_CONTENT);
     assert_eq!(second.status(), StatusCode::NO_CONTENT);
-    assert_eq!(first.headers()["location"], second.headers()["location"]);
-    assert_eq!(f.netsuite.customers().len(), 1);
-
-    // Another key is another request.
-    let other = f
-        .request(Method::POST, "/customer")
-        .header("X-NetSuite-Idempotency-Key", "another-key")
-        .json(&json!({"companyName": "Acme Corp"}))
-        .send()
-        .await
-        .unwrap();
+    assert_ne!(first.headers()["location"], second.headers()["location"]);
     assert_eq!(
-        other.headers()["location"],
-        f.url("/customer/1002").as_str()
+        f.netsuite.customers().len(),
+        2,
+        "the key does not make a synchronous create idempotent"
     );
-    assert_eq!(f.netsuite.customers().len(), 2);
 }
 
 #[tokio::test]
-async fn a_retry_after_a_server_error_with_the_same_key_creates_once() {
+async fn an_asynchronous_request_runs_once_per_key_and_a_repeat_is_idempotency_error() {
+    let f = Fixture::new().await;
+    let key = "0b9cf7a2-64e1-4d0e-9f4a-7c3b2a1d0e9f";
+    let send = || {
+        f.request(Method::POST, "/invoice")
+            .header("Prefer", "respond-async")
+            .header("X-NetSuite-Idempotency-Key", key)
+            .json(&json!({"entity": {"id": "1001"}, "item": {"items": [{"item": {"id": "7"}, "quantity": 1, "rate": 100}]}}))
+            .send()
+    };
+    f.send(
+        Method::POST,
+        "/customer",
+        json!({"companyName": "Acme Corp"}),
+    )
+    .await;
+    let accepted = send().await.unwrap();
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let job = accepted.headers()["location"].to_str().unwrap().to_owned();
+    assert!(job.ends_with("/services/rest/async/v1/job/1"), "{job}");
+    let (status, body) = error_of(send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["o:errorDetails"][0]["o:errorCode"],
+        "IDEMPOTENCY_ERROR"
+    );
+    assert_eq!(f.netsuite.invoices().len(), 1);
+
+    // The job has run; its result is the answer the synchronous request would have had.
+    let http = reqwest::Client::new();
+    let read = |url: String| http.get(url).bearer_auth(TOKEN).send();
+    let status: Value = read(job.clone()).await.unwrap().json().await.unwrap();
+    assert_eq!(status["completed"], true);
+    assert_eq!(status["progress"], "succeeded");
+    let result = read(format!("{job}/task/1/result")).await.unwrap();
+    assert_eq!(result.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        result.headers()["location"],
+        f.url("/invoice/3001").as_str()
+    );
+}
+
+#[tokio::test]
+async fn an_upsert_by_external_id_retried_after_a_server_error_makes_one_record() {
     let f = Fixture::new().await;
     f.netsuite.misbehave(Misbehaviour::ServerError { times: 1 });
     let mut statuses = Vec::new();
     for _ in 0..3 {
         let response = f
-            .request(Method::POST, "/customer")
-            .header("X-NetSuite-Idempotency-Key", "retry-key")
+            .request(Method::PUT, "/customer/eid:CRM-7")
             .json(&json!({"companyName": "Acme Corp"}))
             .send()
             .await

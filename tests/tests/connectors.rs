@@ -867,7 +867,7 @@ mod netsuite {
     }
 
     #[tokio::test]
-    async fn the_idempotency_key_reaches_netsuite_and_a_retry_creates_one_job() {
+    async fn a_retried_job_is_upserted_by_an_external_id_from_its_key_and_made_once() {
         let (rt, ns) = setup().await;
         let id = customer(&rt).await;
         let job = json!({"customer_id": id, "fields": {"companyName": "Acme rollout"}});
@@ -880,32 +880,40 @@ mod netsuite {
         assert_eq!(first, retry);
         assert_eq!(ns.jobs().len(), 1);
 
-        let keys: Vec<String> = ns
+        // Synchronous writes are upserts by external id, the idempotency
+        // NetSuite honours; its idempotency header counts only on
+        // asynchronous requests, so none is sent.
+        let writes: Vec<_> = ns
             .requests()
-            .iter()
-            .filter(|r| r.method == "POST")
-            .map(|r| r.header("x-netsuite-idempotency-key").unwrap().to_owned())
+            .into_iter()
+            .filter(|r| r.path.contains("/job"))
             .collect();
-        assert_eq!(keys.len(), 2);
-        assert_eq!(keys[0], keys[1], "a retry carries the same key");
-        assert_eq!(keys[0].len(), 36, "NetSuite's keys are UUIDs: {}", keys[0]);
+        assert_eq!(writes.len(), 2);
+        assert!(writes.iter().all(|r| r.method == "PUT"), "{writes:?}");
+        assert_eq!(
+            writes[0].path, writes[1].path,
+            "a retry names the same record"
+        );
+        let external_id = first["external_id"].as_str().unwrap();
+        assert!(
+            external_id.starts_with("junction-") && external_id.len() == 45,
+            "{first}"
+        );
+        assert!(writes[0].path.ends_with(&format!("/job/eid:{external_id}")));
+        assert!(
+            ns.requests()
+                .iter()
+                .all(|r| r.header("x-netsuite-idempotency-key").is_none())
+        );
 
-        let other = call_with(&rt, "ns", "create-job", job, keyed("run-8:job"))
+        let other = call_with(&rt, "ns", "create-job", job.clone(), keyed("run-8:job"))
             .await
             .unwrap();
         assert_eq!(other["id"], "2002");
-        let uuid = "cac827ea-3543-4cda-add2-bae634326c27";
-        call_with(
-            &rt,
-            "ns",
-            "upsert-customer",
-            json!({"external_id": "CRM-43", "fields": {"companyName": "Globex"}}),
-            keyed(uuid),
-        )
-        .await
-        .unwrap();
-        let last = ns.requests().pop().unwrap();
-        assert_eq!(last.header("x-netsuite-idempotency-key"), Some(uuid));
+        // Without an external id or a key, a job is a plain create.
+        let plain = call(&rt, "ns", "create-job", job).await.unwrap();
+        assert_eq!(plain, json!({"id": "2003"}));
+        assert_eq!(ns.requests().last().unwrap().method, "POST");
     }
 
     #[tokio::test]
@@ -944,9 +952,14 @@ mod netsuite {
         )
         .await
         .unwrap();
-        assert_eq!(first, json!({"id": "3001"}));
+        assert_eq!(first["id"], "3001");
         assert_eq!(retry, first);
-        assert_eq!(ns.invoices().len(), 1);
+        assert_eq!(
+            ns.invoices().len(),
+            1,
+            "a retried invoice is one invoice on the real service too: it is upserted by external id"
+        );
+        assert_eq!(ns.invoices()[0]["externalId"], first["external_id"]);
         assert_eq!(ns.invoices()[0]["item"]["items"][0]["quantity"], 7.5);
 
         let empty = plugin_error(

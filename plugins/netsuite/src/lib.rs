@@ -8,10 +8,13 @@
 //! Records are NetSuite's own shapes (`{"companyName": "Acme",
 //! "subsidiary": {"id": "1"}}`). NetSuite answers a create or upsert with
 //! `204` and the new record's URL in `Location`; the operations return the id
-//! from it. Writes carry the call's idempotency key as
-//! `X-NetSuite-Idempotency-Key` (as is when it is a UUID, else a UUID
-//! derived from it, the same for every retry), so a retried create makes one
-//! record.
+//! from it. Every write is an upsert by external id (`PUT
+//! /{type}/eid:{externalId}`), which NetSuite honours on synchronous requests,
+//! so a retried or replayed write makes one record: the external id given,
+//! or, for a job or invoice given none, `junction-` and a UUID derived from
+//! the call's idempotency key (the same for every retry). NetSuite's own
+//! `X-NetSuite-Idempotency-Key` counts only on asynchronous requests, so it
+//! is not what this connector relies on.
 //!
 //! Errors: NetSuite's `{"o:errorDetails": [{"detail", "o:errorCode",
 //! "o:errorPath"}]}` bodies map to invalid input naming the field
@@ -49,7 +52,7 @@ impl Connector for Netsuite {
             .with(
                 Operation::new(
                     "create-invoice",
-                    "Creates an invoice (entity, job, item lines), once per idempotency key",
+                    "Creates an invoice (entity, job, item lines), once per external id or idempotency key",
                     create_invoice,
                 )
                 .idempotent(),
@@ -118,13 +121,8 @@ fn send(request: Request) -> Result<Response> {
     Err(failure(response))
 }
 
-/// Sends a write with the call's idempotency key and returns the id of the
-/// record NetSuite names in `Location`.
-fn write(ctx: &Context, request: Request) -> Result<String> {
-    let request = match &ctx.idempotency_key {
-        Some(key) => request.header("X-NetSuite-Idempotency-Key", idempotency_uuid(key)),
-        None => request,
-    };
+/// Sends a write and returns the id of the record NetSuite names in `Location`.
+fn write(request: Request) -> Result<String> {
     let response = send(request)?;
     let location = response.header("location").unwrap_or_default();
     let id = location.rsplit('/').next().unwrap_or_default();
@@ -137,7 +135,28 @@ fn write(ctx: &Context, request: Request) -> Result<String> {
     Ok(id.to_owned())
 }
 
-/// NetSuite's idempotency keys are UUIDs: `key` itself when it is one, else
+/// The external id a job or invoice is upserted by: the one given, else one
+/// derived from the call's idempotency key; `None` when there is neither.
+fn upsert_id(ctx: &Context, given: Option<String>) -> Option<String> {
+    given.or_else(|| {
+        ctx.idempotency_key
+            .as_deref()
+            .map(|key| format!("junction-{}", idempotency_uuid(key)))
+    })
+}
+
+/// The write of a `record_type` record: an upsert by `external_id`, or a
+/// plain create without one.
+fn upsert_request(ctx: &Context, record_type: &str, external_id: Option<&str>) -> Result<Request> {
+    Ok(match external_id {
+        Some(external_id) => {
+            Request::put(record_url(ctx, record_type, &external_ref(external_id)?)?)
+        }
+        None => Request::post(record_url(ctx, record_type, "")?),
+    })
+}
+
+/// A stable UUID for `key`: `key` itself when it is one, else
 /// a UUID derived from it (FNV-1a, 128 bits, with the version 8 and variant
 /// bits of RFC 9562), the same for the same key.
 fn idempotency_uuid(key: &str) -> String {
@@ -245,7 +264,7 @@ struct Saved {
 
 fn upsert_customer(ctx: &Context, input: UpsertCustomer) -> Result<Saved> {
     let url = record_url(ctx, "customer", &external_ref(&input.external_id)?)?;
-    let id = write(ctx, Request::put(url).json(&input.fields)?)?;
+    let id = write(Request::put(url).json(&input.fields)?)?;
     Ok(Saved {
         id,
         external_id: Some(input.external_id),
@@ -259,7 +278,8 @@ struct CreateJob {
     customer_id: String,
     /// The job's fields; `companyName` (the job's name) is required.
     fields: Map<String, Value>,
-    /// An external id: the job is then created or updated by it.
+    /// An external id: the job is created or updated by it. Absent: one
+    /// derived from the call's idempotency key.
     #[serde(default)]
     external_id: Option<String>,
 }
@@ -278,15 +298,10 @@ fn job_body(input: &CreateJob) -> Result<Value> {
 
 fn create_job(ctx: &Context, input: CreateJob) -> Result<Saved> {
     let body = job_body(&input)?;
-    let request = match &input.external_id {
-        Some(external_id) => Request::put(record_url(ctx, "job", &external_ref(external_id)?)?),
-        None => Request::post(record_url(ctx, "job", "")?),
-    };
-    let id = write(ctx, request.json(&body)?)?;
-    Ok(Saved {
-        id,
-        external_id: input.external_id,
-    })
+    let external_id = upsert_id(ctx, input.external_id);
+    let request = upsert_request(ctx, "job", external_id.as_deref())?;
+    let id = write(request.json(&body)?)?;
+    Ok(Saved { id, external_id })
 }
 
 /// Input of `get-customer` and `get-job`: exactly one of the ids.
@@ -325,17 +340,19 @@ struct CreateInvoice {
     /// `tranDate`, `item: {"items": [{"item": {"id"}, "quantity", "rate",
     /// "description"}]}`.
     fields: Map<String, Value>,
+    /// The invoice's external id, e.g. the billing run's. Absent: one
+    /// derived from the call's idempotency key.
+    #[serde(default)]
+    external_id: Option<String>,
 }
 
-/// Creates the invoice. The call's idempotency key makes a retried or
-/// replayed step get the invoice the first attempt made, not a second one.
+/// Creates the invoice, upserted by its external id: a retried or replayed
+/// step gets the invoice the first attempt made, not a second one.
 fn create_invoice(ctx: &Context, input: CreateInvoice) -> Result<Saved> {
-    let request = Request::post(record_url(ctx, "invoice", "")?).json(&input.fields)?;
-    let id = write(ctx, request)?;
-    Ok(Saved {
-        id,
-        external_id: None,
-    })
+    let external_id = upsert_id(ctx, input.external_id);
+    let request = upsert_request(ctx, "invoice", external_id.as_deref())?.json(&input.fields)?;
+    let id = write(request)?;
+    Ok(Saved { id, external_id })
 }
 
 fn get_customer(ctx: &Context, input: GetRecord) -> Result<Value> {

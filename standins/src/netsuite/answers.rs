@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::server::FaultResponses;
 
-/// A response kept whole so an idempotent replay can send it again.
+/// A response kept whole, so that an asynchronous job can answer it as its result.
 #[derive(Clone)]
 pub(super) struct Answer {
     pub(super) status: StatusCode,

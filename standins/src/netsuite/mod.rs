@@ -12,8 +12,11 @@
 //! | `PATCH /{type}/{ref}` | `204` with `Location`; `400`, `404` |
 //! | `PUT /{type}/eid:{externalId}` | `204` with `Location`: creates the record with that external id, or updates it |
 //!
-//! A request that carries `X-NetSuite-Idempotency-Key` with a key already seen gets the answer the
-//! first request with that key got, and changes nothing: a retried create makes one record.
+//! `X-NetSuite-Idempotency-Key` counts only on asynchronous requests (`Prefer: respond-async`,
+//! see [`asynchronous`]): a second one with a key already submitted is `400` `IDEMPOTENCY_ERROR`.
+//! A synchronous request ignores it, as the real service does, so a retried synchronous `POST`
+//! makes a second record; what makes a synchronous write safe to retry is the external-id
+//! upsert, `PUT /{type}/eid:{externalId}`.
 //!
 //! Errors have NetSuite's shape, `{"type","title","status","o:errorDetails":[{"detail",
 //! "o:errorCode"}]}` (with `"o:errorPath"` naming the field where there is one): `401`
@@ -28,20 +31,21 @@
 //! least one line (`USER_ERROR` naming `item.items[n]` otherwise); invoice ids count up from
 //! `3001`.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{any, post};
+use axum::routing::{any, get, post};
 use serde_json::{Map, Value, json};
 
 use crate::server::{StandinCore, has_bearer_token, lock, standin_handle};
 
 mod answers;
+pub mod asynchronous;
 mod records;
 mod validation;
 use answers::{Answer, NetsuiteFaults, error, unauthorized};
@@ -137,8 +141,10 @@ struct NetsuiteState {
 #[derive(Default)]
 struct Store {
     records: Vec<Record>,
-    /// The answer given to the first request with each idempotency key.
-    idempotent: HashMap<String, Answer>,
+    /// The idempotency keys of the asynchronous requests submitted.
+    async_keys: HashSet<String>,
+    /// The answers of the asynchronous requests, by job id from 1.
+    jobs: Vec<Answer>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +218,17 @@ fn router(state: Arc<NetsuiteState>) -> Router {
             &format!("{RECORD_PATH}/{{record_type}}/{{reference}}"),
             any(one),
         )
+        .route(
+            &format!("{}/job/{{id}}", asynchronous::ASYNC_PATH),
+            get(asynchronous::job),
+        )
+        .route(
+            &format!(
+                "{}/job/{{id}}/task/{{task}}/result",
+                asynchronous::ASYNC_PATH
+            ),
+            get(asynchronous::result),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -247,26 +264,4 @@ async fn method_not_allowed() -> Response {
         "INVALID_URL",
         "The method is not allowed on this resource.",
     )
-}
-
-/// Replays the answer to an earlier request with the same idempotency key, or runs `operation`
-/// and keeps its answer under the key.
-fn idempotent(
-    state: &NetsuiteState,
-    headers: &HeaderMap,
-    operation: impl FnOnce(&mut Store) -> Answer,
-) -> Response {
-    let key = headers
-        .get(IDEMPOTENCY_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    let mut store = lock(&state.store);
-    if let Some(answer) = key.as_ref().and_then(|k| store.idempotent.get(k)) {
-        return answer.clone().into_response();
-    }
-    let answer = operation(&mut store);
-    if let Some(key) = key {
-        store.idempotent.insert(key, answer.clone());
-    }
-    answer.into_response()
 }

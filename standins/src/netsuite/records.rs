@@ -42,7 +42,7 @@ pub(super) async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    idempotent(&state, &headers, |store| {
+    asynchronous::dispatch(&state, &headers, |store| {
         let Some(kind) = RecordType::parse(&record_type) else {
             return unknown_type(&record_type);
         };
@@ -80,7 +80,7 @@ pub(super) async fn one(
             &format!("The {method} method is not allowed on this resource."),
         );
     }
-    idempotent(&state, &headers, |store| {
+    asynchronous::dispatch(&state, &headers, |store| {
         let fields = match parse_body(&body) {
             Ok(fields) => fields,
             Err(answer) => return answer,
