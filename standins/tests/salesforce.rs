@@ -141,10 +141,24 @@ async fn upserts_by_external_id() {
     assert_eq!(body["created"], true);
     assert_eq!(body["success"], true);
 
+    // Since API v46.0 an upsert that updates answers 200 with the id and `created: false`.
     let updated = f
         .send(Method::PATCH, path, json!({"Name": "Acme Corp"}))
         .await;
-    assert_eq!(updated.status(), StatusCode::NO_CONTENT);
+    assert_eq!(updated.status(), StatusCode::OK);
+    let updated: Value = updated.json().await.unwrap();
+    assert_eq!(
+        updated,
+        json!({"id": body["id"], "success": true, "errors": [], "created": false})
+    );
+    // Earlier versions answer 204 without a body.
+    let old = f
+        .request(Method::PATCH, &format!("/services/data/v45.0{path}"))
+        .json(&json!({"Name": "Acme Corp"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), StatusCode::NO_CONTENT);
 
     let accounts = f.salesforce.records("Account");
     assert_eq!(accounts.len(), 1);

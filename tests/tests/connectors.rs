@@ -259,6 +259,19 @@ mod salesforce {
             .await
             .unwrap();
         assert_eq!(second, json!({"id": first["id"], "created": false}));
+        // Salesforce answers an updating upsert 200 with the id (API v46.0
+        // and later): the connector takes it from there, with no query.
+        let last = sf.requests().pop().unwrap();
+        assert_eq!(last.method, "PATCH", "{last:?}");
+        assert!(
+            sf.requests().iter().all(|r| !r
+                .query
+                .as_deref()
+                .unwrap_or("")
+                .contains("External_Id__c")),
+            "{:?}",
+            sf.requests()
+        );
         let accounts = sf.records("Account");
         assert_eq!(accounts.len(), 2);
         assert_eq!(accounts[1]["Name"], "Globex Corp");

@@ -9,7 +9,7 @@
 //! | `POST /sobjects/{type}/` | `201 {"id","success":true,"errors":[]}`; `400` |
 //! | `GET /sobjects/{type}/{id}` | `200` the record with `attributes`; `404` |
 //! | `PATCH /sobjects/{type}/{id}` | `204`; `400`, `404` |
-//! | `PATCH /sobjects/{type}/{field}/{value}` | upsert by external id: `201 {"id","success","errors","created":true}` created, `204` updated |
+//! | `PATCH /sobjects/{type}/{field}/{value}` | upsert by external id: `201 {"id","success","errors","created":true}` created; updated, `200 {"id","success":true,"errors":[],"created":false}` (API v46.0 and later, as Salesforce answers) or `204` (earlier versions) |
 //! | `GET /query?q=SOQL` | `200 {"totalSize","done","records","nextRecordsUrl"?}` |
 //! | `GET /query/{locator}` | the next page, from a `nextRecordsUrl` |
 //! | `POST /composite` | `200 {"compositeResponse":[{"body","httpHeaders","httpStatusCode","referenceId"}]}` |
@@ -396,7 +396,9 @@ fn dispatch(
         ("GET", ["sobjects", kind, id]) => get_record(store, context, kind, id),
         ("PATCH", ["sobjects", kind, id]) => update(store, kind, id, body),
         (_, ["sobjects", _, _]) => method_not_allowed(method),
-        ("PATCH", ["sobjects", kind, field, value]) => upsert(store, kind, field, value, body),
+        ("PATCH", ["sobjects", kind, field, value]) => {
+            upsert(store, context, kind, field, value, body)
+        }
         (_, ["sobjects", _, _, _]) => method_not_allowed(method),
         ("GET", ["query"]) => {
             let soql = query

@@ -220,6 +220,7 @@ pub(super) fn update(store: &mut Store, kind: &str, id: &str, body: &[u8]) -> Re
 
 pub(super) fn upsert(
     store: &mut Store,
+    context: &Context<'_>,
     kind: &str,
     field: &str,
     value: &str,
@@ -229,7 +230,7 @@ pub(super) fn upsert(
         if field == "Id" {
             let fields = parse_fields(body)?;
             let index = find(store, kind, value).ok_or_else(not_found)?;
-            return apply_update(store, index, fields).map(|()| None);
+            return apply_update(store, index, fields).map(|()| Upserted::Updated(index));
         }
         if !is_external_id_field(field) {
             return Err(Reply::error(
@@ -246,17 +247,41 @@ pub(super) fn upsert(
             .iter()
             .position(|r| r.kind == kind && r.fields.get(field) == Some(&json!(value)));
         match existing {
-            Some(index) => apply_update(store, index, fields).map(|()| None),
-            None => insert(store, kind, fields).map(Some),
+            Some(index) => apply_update(store, index, fields).map(|()| Upserted::Updated(index)),
+            None => insert(store, kind, fields).map(Upserted::Created),
         }
     });
+    let answer = |status, id: &str, created: bool| Reply {
+        status,
+        body: Some(json!({ "id": id, "success": true, "errors": [], "created": created })),
+        location: None,
+    };
     match result {
-        Ok(None) => Reply::no_content(),
-        Ok(Some(id)) => Reply {
-            status: StatusCode::CREATED,
-            body: Some(json!({ "id": id, "success": true, "errors": [], "created": true })),
-            location: None,
-        },
+        Ok(Upserted::Created(id)) => answer(StatusCode::CREATED, &id, true),
+        // Since API v46.0 an upsert that updates answers 200 with a body; before, 204.
+        Ok(Upserted::Updated(index)) if api_version(context.version) >= 46 => {
+            let id = store.records[index].id.clone();
+            answer(StatusCode::OK, &id, false)
+        }
+        Ok(Upserted::Updated(_)) => Reply::no_content(),
         Err(reply) => reply,
     }
+}
+
+/// What an upsert did.
+enum Upserted {
+    /// Made the record with this id.
+    Created(String),
+    /// Updated the record at this index.
+    Updated(usize),
+}
+
+/// The major number of an API version such as `v60.0` (0 when it is none).
+fn api_version(version: &str) -> u32 {
+    version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
