@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::definition::{self, FlowDef, Retry};
+use super::graph::Graph;
 use super::{FlowError, Flows, Result, StepError, now_ms};
 use junction_runtime::runtime::{CallError, PluginError};
 use junction_runtime::trace::TraceContext;
@@ -327,13 +328,15 @@ impl Flows {
         mut steps: Vec<StepRow>,
     ) -> Result<()> {
         let def = self.definition(&run.flow, run.flow_version).await?;
+        let graph = Graph::of(&def);
         loop {
             // While the lease is held, this worker's fenced writes are the
             // only writes to the run: forward moves keep `steps` up to date
             // in memory; the rarer moves (failures, the saga) reload.
             let next = match run.status.as_str() {
                 "pending" | "running" => {
-                    self.forward(worker, run_id, &run, &def, &mut steps).await?
+                    self.forward(worker, run_id, &run, &def, &graph, &mut steps)
+                        .await?
                 }
                 "compensating" => {
                     if self.backward(worker, run_id, &run, &def, &steps).await? {

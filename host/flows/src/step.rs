@@ -55,9 +55,9 @@ impl Flows {
         run_id: &str,
         run: &RunRow,
         def: &FlowDef,
+        graph: &Graph,
         steps: &mut [StepRow],
     ) -> Result<Next> {
-        let graph = Graph::of(def);
         let mut status = vec!["pending"; def.steps.len()];
         for s in steps.iter() {
             if let Some(at) = status.get_mut(s.position) {
@@ -97,12 +97,12 @@ impl Flows {
         let calls: Vec<usize> = ready.iter().copied().filter(|i| !is_wait(i)).collect();
         if calls.len() > 1 {
             return self
-                .branches(worker, run_id, run, def, &graph, steps, &calls)
+                .branches(worker, run_id, run, def, graph, steps, &calls)
                 .await;
         }
         let index = calls.first().or(ready.first()).copied().unwrap_or(0);
         match self
-            .move_step(worker, run_id, run, def, &graph, steps, index)
+            .move_step(worker, run_id, run, def, graph, steps, index)
             .await?
         {
             Moved::Next(next) => Ok(next),
