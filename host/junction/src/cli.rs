@@ -34,7 +34,18 @@ pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
                     std::fs::canonicalize(&path)
                         .with_context(|| format!("finding {}", path.display()))?,
                 ),
-                None => scaffold::SdkSource::Version(env!("CARGO_PKG_VERSION").to_string()),
+                None => {
+                    let root = scaffold::sdk::default_dir().context(
+                        "no place for the SDK: set JUNCTION_SDK_DIR (or HOME), or pass --sdk-path",
+                    )?;
+                    let sdk = scaffold::sdk::install(&root)?;
+                    println!(
+                        "junction-sdk {} (carried by this binary) at {}",
+                        scaffold::sdk::VERSION,
+                        sdk.display()
+                    );
+                    scaffold::SdkSource::Path(sdk)
+                }
             };
             let files = scaffold::new_plugin(kind, &name, &dir, sdk)?;
             for file in files {
@@ -225,15 +236,35 @@ fn cargo_command(dir: &Path) -> Command {
     cmd
 }
 
+/// Whether the toolchain `dir` builds with has the wasm32-wasip2 standard
+/// library (the sysroot's `lib/rustlib/wasm32-wasip2`).
+fn wasm_target_installed(dir: &Path) -> bool {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let Ok(out) = Command::new(rustc)
+        .current_dir(dir)
+        .args(["--print", "sysroot"])
+        .output()
+    else {
+        return false;
+    };
+    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Path::new(&sysroot)
+        .join("lib/rustlib/wasm32-wasip2")
+        .is_dir()
+}
+
 fn build(dir: &Path) -> anyhow::Result<()> {
     let status = cargo_command(dir)
         .args(["build", "--release", "--target", "wasm32-wasip2"])
         .status()
         .context("running cargo")?;
     if !status.success() {
-        bail!(
-            "cargo build failed ({status}); is the target installed? `rustup target add wasm32-wasip2`"
-        );
+        if !wasm_target_installed(dir) {
+            bail!(
+                "cargo build failed ({status}): the wasm32-wasip2 target is not installed; `rustup target add wasm32-wasip2`"
+            );
+        }
+        bail!("cargo build failed ({status}); the compiler's errors are above");
     }
     let wasm = built_component(dir)?;
     println!("built {}", wasm.display());

@@ -169,7 +169,9 @@ enum PluginCommand {
         /// Directory to create (default: ./NAME).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Use a local checkout of junction-sdk instead of the published crate.
+        /// Use the junction-sdk crate at this path (SDK development) instead
+        /// of the SDK this binary carries, which is written to
+        /// $JUNCTION_SDK_DIR, else ~/.local/share/junction/sdk-<version>.
         #[arg(long)]
         sdk_path: Option<PathBuf>,
     },

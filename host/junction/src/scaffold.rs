@@ -22,6 +22,7 @@ use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
+pub mod sdk;
 mod templates;
 
 use templates::{CARGO_TOML, CONNECTOR_LIB, PLUGIN_TOML, README, TRANSFORM_LIB};

@@ -19,14 +19,9 @@ fn local_sdk() -> SdkSource {
     SdkSource::Path(repo().join("sdk"))
 }
 
-/// `cargo <args>` in `dir`, as a plugin author would run it, sharing one
-/// target directory across runs so that only the new crate is recompiled.
-fn cargo(dir: &Path, args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(dir)
-        .args(args)
-        .env("CARGO_TARGET_DIR", repo().join("target/scaffold-test"));
-    // What cargo sets for this test's own build must not leak into the plugin's.
+/// Takes out what cargo sets for this test's own build, which must not leak
+/// into the plugin's.
+fn without_build_env(cmd: &mut Command) {
     for key in [
         "RUSTC_WORKSPACE_WRAPPER",
         "RUSTC_WRAPPER",
@@ -39,6 +34,16 @@ fn cargo(dir: &Path, args: &[&str]) -> std::process::Output {
     ] {
         cmd.env_remove(key);
     }
+}
+
+/// `cargo <args>` in `dir`, as a plugin author would run it, sharing one
+/// target directory across runs so that only the new crate is recompiled.
+fn cargo(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(dir)
+        .args(args)
+        .env("CARGO_TARGET_DIR", repo().join("target/scaffold-test"));
+    without_build_env(&mut cmd);
     let output = cmd.output().expect("running cargo");
     assert!(
         output.status.success(),
@@ -107,17 +112,57 @@ fn connector_builds_for_wasm_and_passes_its_own_test() {
     assert!(stdout.contains("test result: ok. 3 passed"), "{stdout}");
 }
 
+/// `junction <args>` in `dir`, as a plugin author runs it, with the SDK
+/// written to `sdk_dir`.
+fn junction(dir: &Path, sdk_dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_junction"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env("JUNCTION_SDK_DIR", sdk_dir)
+        .env("CARGO_TARGET_DIR", repo().join("target/scaffold-test"));
+    without_build_env(&mut cmd);
+    let output = cmd.output().expect("running junction");
+    assert!(
+        output.status.success(),
+        "junction {} failed:\n{}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Without a checkout: `junction plugin new` writes the SDK the binary
+/// carries (and its WIT) and points the crate at it; `junction plugin
+/// build` makes the component; the crate passes its own tests.
 #[test]
-fn transform_builds_for_wasm_and_passes_its_own_test() {
+fn a_transform_made_with_the_sdk_the_binary_carries_builds_and_passes_its_own_test() {
     let tmp = tempfile::tempdir().unwrap();
+    let sdk_dir = tmp.path().join("sdk-home");
+    let made = junction(
+        tmp.path(),
+        &sdk_dir,
+        &["plugin", "new", "scaffold-transform", "--kind", "transform"],
+    );
+    let said = String::from_utf8_lossy(&made.stdout);
+    assert!(said.contains("(carried by this binary)"), "{said}");
+    assert!(sdk_dir.join("sdk/Cargo.toml").is_file());
+    assert!(sdk_dir.join("wit/plugin.wit").is_file());
     let dir = tmp.path().join("scaffold-transform");
-    new_plugin(Kind::Transform, "scaffold-transform", &dir, local_sdk()).unwrap();
+    let cargo_toml = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(cargo_toml.contains("sdk-home"), "{cargo_toml}");
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(
+        readme.contains("cargo doc -p junction-sdk --open"),
+        "{readme}"
+    );
 
     let manifest = manifest(&dir);
     assert_eq!(manifest.plugin.world.as_str(), "transform");
     assert!(manifest.plugin.operations.is_empty());
 
-    let wasm = build_component(&dir, "scaffold_transform");
+    junction(&dir, &sdk_dir, &["plugin", "build"]);
+    let wasm = repo().join("target/scaffold-test/wasm32-wasip2/release/scaffold_transform.wasm");
     let bytes = std::fs::read(&wasm).expect("the component was built");
     let inspection = junction_registry::inspect(&bytes).expect("the registry accepts it");
     assert_eq!(inspection.world.as_str(), "transform");

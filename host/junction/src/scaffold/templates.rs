@@ -231,7 +231,11 @@ mod tests {
 pub(super) const README: &str = r#"# @NAME@
 
 @DESCRIPTION@ (world `@WORLD@`), a WebAssembly component built with
-[junction-sdk](https://docs.rs/junction-sdk).
+junction-sdk. Its documentation, for the version this crate uses:
+
+```sh
+cargo doc -p junction-sdk --open
+```
 
 ## Build
 
