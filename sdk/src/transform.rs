@@ -98,7 +98,9 @@ pub mod glue {
 /// Exports a [`Transform`] implementation as the plugin's `transform` world.
 ///
 /// Call it once, at the root of the plugin crate. The plugin's version and
-/// description in `info` are the crate's `CARGO_PKG_VERSION` and
+/// description in `info` are the crate's `CARGO_PKG_VERSION` (or, when
+/// set while it builds, `JUNCTION_PLUGIN_VERSION`, which `junction dev`
+/// sets) and
 /// `CARGO_PKG_DESCRIPTION`. Its name is the crate's `CARGO_PKG_NAME`, unless
 /// given with `name = "..."`, so that a crate named, say,
 /// `acme-deal-to-project` can publish as plugin `deal-to-project`:
@@ -129,7 +131,11 @@ macro_rules! export_transform {
 
             const PACKAGE: $crate::__private::Package = $crate::__private::Package {
                 name: $name,
-                version: ::core::env!("CARGO_PKG_VERSION"),
+                // `junction dev` builds each swap as a version of its own.
+                version: match ::core::option_env!("JUNCTION_PLUGIN_VERSION") {
+                    ::core::option::Option::Some(version) => version,
+                    ::core::option::Option::None => ::core::env!("CARGO_PKG_VERSION"),
+                },
                 description: ::core::env!("CARGO_PKG_DESCRIPTION"),
             };
             const _: () = ::core::assert!(

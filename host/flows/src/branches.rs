@@ -15,6 +15,10 @@ use super::step::{FailedAttempt, Moved, Parked};
 use super::{Flows, Result};
 use junction_store::RunWrite;
 
+/// The most steps of one run that move at once; more that are ready move
+/// in the next stretch.
+pub(crate) const MAX_BRANCHES: usize = 16;
+
 impl Flows {
     /// Moves the steps `ready` (indices into `steps`) at once.
     #[allow(clippy::too_many_arguments)]

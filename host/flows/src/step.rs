@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
+use super::branches::MAX_BRANCHES;
 use super::definition::{Action, FlowDef, Retry, StepDef};
 use super::exec::{Failure, Next, RunRow, StepRow, backoff, classify, error_entry, lease_held};
 use super::graph::Graph;
@@ -94,7 +95,12 @@ impl Flows {
                 Some(Action::Wait(_))
             )
         };
-        let calls: Vec<usize> = ready.iter().copied().filter(|i| !is_wait(i)).collect();
+        let calls: Vec<usize> = ready
+            .iter()
+            .copied()
+            .filter(|i| !is_wait(i))
+            .take(MAX_BRANCHES)
+            .collect();
         if calls.len() > 1 {
             return self
                 .branches(worker, run_id, run, def, graph, steps, &calls)

@@ -57,7 +57,7 @@ pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        PluginCommand::Build { dir } => build(&dir),
+        PluginCommand::Build { dir } => build(&dir, None),
         PluginCommand::Pack { dir, wasm, out } => pack(&dir, wasm, out),
         PluginCommand::Keygen { out } => {
             if out.exists() {
@@ -253,8 +253,13 @@ fn wasm_target_installed(dir: &Path) -> bool {
         .is_dir()
 }
 
-fn build(dir: &Path) -> anyhow::Result<()> {
-    let status = cargo_command(dir)
+pub(super) fn build(dir: &Path, version: Option<&str>) -> anyhow::Result<()> {
+    let mut cargo = cargo_command(dir);
+    if let Some(version) = version {
+        // The SDK's export macros report it as the plugin's version.
+        cargo.env("JUNCTION_PLUGIN_VERSION", version);
+    }
+    let status = cargo
         .args(["build", "--release", "--target", "wasm32-wasip2"])
         .status()
         .context("running cargo")?;
@@ -272,7 +277,7 @@ fn build(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// The component cargo built for the crate in `dir`.
-fn built_component(dir: &Path) -> anyhow::Result<PathBuf> {
+pub(super) fn built_component(dir: &Path) -> anyhow::Result<PathBuf> {
     let output = cargo_command(dir)
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .output()
@@ -353,7 +358,7 @@ fn pack(dir: &Path, wasm: Option<PathBuf>, out: Option<PathBuf>) -> anyhow::Resu
 }
 
 impl Remote {
-    async fn send(
+    pub(super) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,

@@ -24,6 +24,22 @@ enum Command {
         #[arg(long, short, env = "JUNCTION_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Watch a plugin crate: on every change run its tests, build it and
+    /// hot-swap it into a host (the one `--url` names, or a local one).
+    Dev {
+        /// The plugin crate.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The host's base URL; none: start a local host in memory.
+        #[arg(long, env = "JUNCTION_URL")]
+        url: Option<String>,
+        /// A token of that host with operator scope.
+        #[arg(long, env = "JUNCTION_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Swap once and exit (for scripts).
+        #[arg(long)]
+        once: bool,
+    },
     /// Run the quote-to-project demo on the embedded defaults, against loopback stand-ins.
     Demo {
         /// Keep the host and stand-ins running after the demo, until Ctrl-C.
@@ -264,7 +280,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // `serve` sets up its logs and traces from its configuration.
     if !matches!(cli.command, Command::Serve { .. }) {
-        let quiet_default = matches!(cli.command, Command::Demo { .. } | Command::Plugin { .. });
+        let quiet_default = matches!(
+            cli.command,
+            Command::Demo { .. } | Command::Plugin { .. } | Command::Dev { .. }
+        );
         junction::serve::log_to_stderr(if quiet_default { "warn" } else { "info" });
     }
 
@@ -292,6 +311,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { config } => serve(config).await,
         Command::Demo { keep_running } => junction::demo::run(keep_running).await.map(|_| ()),
         Command::Plugin { command } => cli::plugin(command).await,
+        Command::Dev {
+            dir,
+            url,
+            token,
+            once,
+        } => dev::dev(dir, url, token, once).await,
         Command::Flow { command } => cli::flow(command).await,
         Command::Run { command } => cli::run(command).await,
         Command::DeadLetter { command } => cli::dead_letter(command).await,
@@ -303,6 +328,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 mod cli;
+mod dev;
 
 async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load(config_path.as_deref())?;

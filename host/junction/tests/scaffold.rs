@@ -252,3 +252,110 @@ fn a_path_that_is_not_the_sdk_is_refused_and_a_version_is_written_as_one() {
         "{cargo_toml}"
     );
 }
+
+/// `junction dev` on a new transform: it starts a local host, swaps in the
+/// first build, and after an edit swaps in the next one without a restart,
+/// saying which of the crate's tests the edit broke.
+#[test]
+fn dev_hot_swaps_each_build_into_a_local_host_and_names_failing_tests() {
+    use std::io::BufRead as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let sdk_dir = tmp.path().join("sdk-home");
+    junction(
+        tmp.path(),
+        &sdk_dir,
+        &["plugin", "new", "scaffold-dev", "--kind", "transform"],
+    );
+    let dir = tmp.path().join("scaffold-dev");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_junction"));
+    cmd.current_dir(&dir)
+        .arg("dev")
+        .env("JUNCTION_SDK_DIR", &sdk_dir)
+        .env("CARGO_TARGET_DIR", repo().join("target/scaffold-test"))
+        .env_remove("JUNCTION_URL")
+        .env_remove("JUNCTION_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    without_build_env(&mut cmd);
+    let mut child = cmd.spawn().expect("running junction dev");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let _child = Kill(child);
+    let (lines, said) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = |starts: &str| -> String {
+        loop {
+            let line = said
+                .recv_timeout(std::time::Duration::from_secs(300))
+                .unwrap_or_else(|_| panic!("junction dev said no `{starts}` line"));
+            if line.starts_with(starts) {
+                return line;
+            }
+        }
+    };
+    let host = next("local host at ");
+    let url = host
+        .split("JUNCTION_URL=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let token = host
+        .split("JUNCTION_TOKEN=")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    let apply = || -> serde_json::Value {
+        reqwest::blocking::Client::new()
+            .post(format!("{url}/v1/transforms/scaffold-dev/apply"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"first_name": "Ada", "last_name": "Lovelace"}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let first = next("swapped ");
+    assert!(first.contains("scaffold-dev@0.1.0-dev."), "{first}");
+    assert!(first.ends_with("tests ok"), "{first}");
+    assert_eq!(apply()["outputs"][0]["name"], "Ada Lovelace");
+
+    // An edit: the next build is swapped in; the crate's own test of the
+    // old behaviour fails, and dev says so.
+    let lib = dir.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    let edited = source.replace(
+        "format!(\"{} {}\", contact.first_name.trim(), contact.last_name.trim())",
+        "format!(\"{} {} (edited)\", contact.first_name.trim(), contact.last_name.trim())",
+    );
+    assert_ne!(
+        source, edited,
+        "the template changed; change this test with it"
+    );
+    std::fs::write(&lib, edited).unwrap();
+    let second = next("swapped ");
+    assert_ne!(first, second);
+    assert!(
+        second.contains("FAILING TESTS: ") && second.contains("tests::maps_a_contact_to_a_person"),
+        "{second}"
+    );
+    assert_eq!(apply()["outputs"][0]["name"], "Ada Lovelace (edited)");
+}
