@@ -56,6 +56,7 @@ fn the_document_is_openapi_3_1_with_every_route() {
         "GET /v1/audit",
         "GET /v1/kpis",
         "GET /v1/connections",
+        "GET /v1/connections/{name}",
         "PUT /v1/connections/{name}",
         "POST /v1/connections/{name}/check",
         "POST /v1/connections/{name}/operations/{op}",

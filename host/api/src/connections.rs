@@ -131,6 +131,29 @@ pub(crate) async fn list_connections(
 
 /// Creates or replaces a connection: its plugin (and pinned version), settings,
 /// credentials (write-only), allowed hosts, rate limit and webhook verification.
+#[utoipa::path(get, path = "/v1/connections/{name}", tag = "connections",
+    security(("bearer" = ["read"])),
+    params(("name" = String, Path, description = "Connection name")),
+    responses(Refused,
+        (status = 200, description = "The connection; credentials only as their kind", body = ConnectionView),
+        (status = 404, description = "No such connection", body = ErrorBody),
+    ))]
+pub(crate) async fn get_connection(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<ConnectionView>, ApiError> {
+    caller.require(Scope::Read)?;
+    let connection = state
+        .runtime
+        .store()
+        .connection(&name)
+        .await
+        .map_err(ConnectionError::from)?
+        .ok_or_else(|| ApiError::not_found(format!("no connection named `{name}`")))?;
+    Ok(Json(connection.into()))
+}
+
 #[utoipa::path(put, path = "/v1/connections/{name}", tag = "connections",
     security(("bearer" = ["operator"])),
     params(("name" = String, Path, description = "Connection name: 1-64 of a-z, 0-9, `-`, `_`")),

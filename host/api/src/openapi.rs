@@ -107,7 +107,7 @@ pub(crate) fn routes(upload_limit: usize) -> OpenApiRouter<ApiState> {
         .routes(routes!(audit_log))
         .routes(routes!(list_events))
         .routes(routes!(list_connections))
-        .routes(routes!(put_connection))
+        .routes(routes!(get_connection, put_connection))
         .routes(routes!(check_connection))
         .routes(routes!(get_circuit, put_circuit))
         .routes(routes!(invoke))

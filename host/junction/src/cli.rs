@@ -185,7 +185,7 @@ pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
     }
 }
 
-fn spinner(message: &str) -> ProgressBar {
+pub(super) fn spinner(message: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
@@ -369,9 +369,13 @@ impl Remote {
             .request(method.clone(), &url)
             .bearer_auth(&self.token);
         if let Some(body) = body {
-            request = request
-                .header("content-type", "application/vnd.junction.package")
-                .body(body);
+            // A package is a tar, never JSON.
+            let kind = if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok() {
+                "application/json"
+            } else {
+                "application/vnd.junction.package"
+            };
+            request = request.header("content-type", kind).body(body);
         }
         let response = request
             .send()
@@ -463,6 +467,7 @@ pub async fn flow(command: FlowCommand) -> anyhow::Result<()> {
         FlowCommand::Run {
             name,
             event,
+            wait,
             remote,
         } => {
             let body = json_arg("--event", &event)?;
@@ -473,7 +478,12 @@ pub async fn flow(command: FlowCommand) -> anyhow::Result<()> {
                     Some(body),
                 )
                 .await?;
-            println!("{}", started["run"].as_str().unwrap_or("?"));
+            let id = started["run"].as_str().unwrap_or("?");
+            println!("{id}");
+            if wait {
+                let run = super::commands::wait_for_run(&remote, id).await?;
+                println!("{}", serde_json::to_string_pretty(&run)?);
+            }
             Ok(())
         }
     }
@@ -502,10 +512,14 @@ pub async fn run(command: RunCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        RunCommand::Show { id, remote } => {
-            let run = remote
-                .send(reqwest::Method::GET, &format!("/v1/runs/{id}"), None)
-                .await?;
+        RunCommand::Show { id, wait, remote } => {
+            let run = if wait {
+                super::commands::wait_for_run(&remote, &id).await?
+            } else {
+                remote
+                    .send(reqwest::Method::GET, &format!("/v1/runs/{id}"), None)
+                    .await?
+            };
             println!("{}", serde_json::to_string_pretty(&run)?);
             Ok(())
         }

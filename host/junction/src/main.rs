@@ -40,6 +40,28 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// A host's connections: put, list, show, check.
+    Connection {
+        #[command(subcommand)]
+        command: ConnectionCommand,
+    },
+    /// Call an operation of a connection and print its output.
+    Invoke {
+        /// Connection name.
+        connection: String,
+        /// Operation name.
+        operation: String,
+        /// The input (JSON).
+        #[arg(long, default_value = "{}")]
+        input: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Run the quote-to-project demo on the embedded defaults, against loopback stand-ins.
     Demo {
         /// Keep the host and stand-ins running after the demo, until Ctrl-C.
@@ -94,6 +116,45 @@ enum FlowCommand {
         /// The trigger event (JSON).
         #[arg(long, default_value = "{}")]
         event: String,
+        /// Wait until the run ends (or waits for a signal), then show it.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectionCommand {
+    /// Create or replace a connection from its JSON document (see the README's Connections).
+    Put {
+        /// Connection name.
+        name: String,
+        /// The document, from a file (`-` for stdin).
+        #[arg(long, conflicts_with = "json")]
+        file: Option<PathBuf>,
+        /// The document, inline.
+        #[arg(long)]
+        json: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List connections.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show a connection (credentials only as their kind).
+    Show {
+        /// Connection name.
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Run the connector's health check against its system.
+    Check {
+        /// Connection name.
+        name: String,
         #[command(flatten)]
         remote: Remote,
     },
@@ -116,6 +177,9 @@ enum RunCommand {
     Show {
         /// Run id.
         id: String,
+        /// Wait until the run ends (or waits for a signal), showing progress.
+        #[arg(long)]
+        wait: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -318,6 +382,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             once,
         } => dev::dev(dir, url, token, once).await,
         Command::Flow { command } => cli::flow(command).await,
+        Command::Connection { command } => commands::connection(command).await,
+        Command::Invoke {
+            connection,
+            operation,
+            input,
+            remote,
+        } => commands::invoke(&remote, &connection, &operation, &input).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "junction",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Run { command } => cli::run(command).await,
         Command::DeadLetter { command } => cli::dead_letter(command).await,
         Command::Openapi => {
@@ -328,6 +409,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 mod cli;
+mod commands;
 mod dev;
 
 async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {

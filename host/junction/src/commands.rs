@@ -1,0 +1,161 @@
+//! The commands over a host's connections and runs: `connection put|list|
+//! show|check`, `invoke`, and waiting for a run (`run show --wait`,
+//! `flow run --wait`).
+
+use std::io::Read as _;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use super::cli::spinner;
+use super::{ConnectionCommand, Remote};
+
+/// The statuses a run ends in.
+const ENDED: [&str; 3] = ["completed", "compensated", "failed"];
+
+pub(super) async fn connection(command: ConnectionCommand) -> anyhow::Result<()> {
+    match command {
+        ConnectionCommand::Put {
+            name,
+            file,
+            json,
+            remote,
+        } => {
+            let text = match (file, json) {
+                (Some(path), None) if path.as_os_str() == "-" => {
+                    let mut text = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut text)
+                        .context("reading the connection from stdin")?;
+                    text
+                }
+                (Some(path), None) => std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+                (None, Some(json)) => json,
+                _ => anyhow::bail!(
+                    "give the connection's JSON document with --file PATH (or - for stdin) or --json '{{...}}'"
+                ),
+            };
+            let body: Value =
+                serde_json::from_str(&text).context("the connection document is not JSON")?;
+            let put = remote
+                .send(
+                    reqwest::Method::PUT,
+                    &format!("/v1/connections/{name}"),
+                    Some(body.to_string().into_bytes()),
+                )
+                .await?;
+            println!(
+                "connection {name}: plugin {}, version {}",
+                put["plugin"].as_str().unwrap_or("?"),
+                put["version"].as_str().unwrap_or("the active one")
+            );
+            Ok(())
+        }
+        ConnectionCommand::List { remote } => {
+            let list = remote
+                .send(reqwest::Method::GET, "/v1/connections", None)
+                .await?;
+            for c in list["connections"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}",
+                    c["name"].as_str().unwrap_or("?"),
+                    c["plugin"].as_str().unwrap_or("?"),
+                    c["auth"]["type"].as_str().unwrap_or("no auth")
+                );
+            }
+            Ok(())
+        }
+        ConnectionCommand::Show { name, remote } => {
+            let shown = remote
+                .send(
+                    reqwest::Method::GET,
+                    &format!("/v1/connections/{name}"),
+                    None,
+                )
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&shown)?);
+            Ok(())
+        }
+        ConnectionCommand::Check { name, remote } => {
+            let checked = remote
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/v1/connections/{name}/check"),
+                    None,
+                )
+                .await?;
+            // A failed check is an error answer, which `send` reports.
+            println!(
+                "connection {name}: {} (plugin {}@{})",
+                checked["status"].as_str().unwrap_or("?"),
+                checked["plugin"].as_str().unwrap_or("?"),
+                checked["version"].as_str().unwrap_or("?")
+            );
+            Ok(())
+        }
+    }
+}
+
+pub(super) async fn invoke(
+    remote: &Remote,
+    connection: &str,
+    operation: &str,
+    input: &str,
+) -> anyhow::Result<()> {
+    let input: Value = serde_json::from_str(input).context("--input is not JSON")?;
+    let output = remote
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/connections/{connection}/operations/{operation}"),
+            Some(input.to_string().into_bytes()),
+        )
+        .await?;
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(())
+}
+
+/// Polls run `id` until it ends or waits for a signal, showing its
+/// progress (steps done of all, the step it is on); returns the run.
+pub(super) async fn wait_for_run(remote: &Remote, id: &str) -> anyhow::Result<Value> {
+    let progress = spinner(&format!("run {id}"));
+    loop {
+        let run = remote
+            .send(reqwest::Method::GET, &format!("/v1/runs/{id}"), None)
+            .await?;
+        let status = run["status"].as_str().unwrap_or("?");
+        let steps = run["steps"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let done = steps
+            .iter()
+            .filter(|s| matches!(s["status"].as_str(), Some("completed" | "skipped")))
+            .count();
+        let at: Vec<&str> = steps
+            .iter()
+            .filter(|s| matches!(s["status"].as_str(), Some("running" | "waiting")))
+            .filter_map(|s| s["id"].as_str())
+            .collect();
+        progress.set_message(format!(
+            "run {id}: {status}, {done} of {} steps done{}",
+            steps.len(),
+            if at.is_empty() {
+                String::new()
+            } else {
+                format!(", at {}", at.join(", "))
+            }
+        ));
+        if ENDED.contains(&status) || !run["waiting_for"].is_null() {
+            progress.finish_and_clear();
+            if let Some(signal) = run["waiting_for"]["signal"].as_str() {
+                eprintln!(
+                    "run {id} waits for signal `{signal}`: junction run signal {id} {signal} --decision approve"
+                );
+            }
+            return Ok(run);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
