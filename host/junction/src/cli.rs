@@ -58,7 +58,7 @@ pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
             Ok(())
         }
         PluginCommand::Build { dir } => build(&dir, None),
-        PluginCommand::Pack { dir, wasm, out } => pack(&dir, wasm, out),
+        PluginCommand::Pack { dir, wasm, out } => pack(&dir, wasm, out).await,
         PluginCommand::Keygen { out } => {
             if out.exists() {
                 bail!(
@@ -319,7 +319,7 @@ pub(super) fn built_component(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn pack(dir: &Path, wasm: Option<PathBuf>, out: Option<PathBuf>) -> anyhow::Result<()> {
+async fn pack(dir: &Path, wasm: Option<PathBuf>, out: Option<PathBuf>) -> anyhow::Result<()> {
     let manifest_path = dir.join("plugin.toml");
     let manifest_text = std::fs::read_to_string(&manifest_path)
         .with_context(|| format!("reading {}", manifest_path.display()))?;
@@ -327,7 +327,11 @@ fn pack(dir: &Path, wasm: Option<PathBuf>, out: Option<PathBuf>) -> anyhow::Resu
         .with_context(|| format!("{} is invalid", manifest_path.display()))?;
     let wasm = match wasm {
         Some(path) => path,
-        None => built_component(dir)?,
+        None => {
+            let built = built_component(dir)?;
+            refuse_stale(dir, &built)?;
+            built
+        }
     };
     let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
     let inspection = junction_registry::inspect(&bytes)
@@ -340,6 +344,7 @@ fn pack(dir: &Path, wasm: Option<PathBuf>, out: Option<PathBuf>) -> anyhow::Resu
         );
     }
     let package = Package::new(manifest_text, bytes);
+    host_checks(&package).await?;
     let out = out.unwrap_or_else(|| {
         PathBuf::from(format!(
             "{}-{}.jpkg",
@@ -354,6 +359,44 @@ fn pack(dir: &Path, wasm: Option<PathBuf>, out: Option<PathBuf>) -> anyhow::Resu
         inspection.world,
         package.digest()
     );
+    Ok(())
+}
+
+/// Refuses a component older than a source of the crate in `dir`: it
+/// would pack what the sources no longer say.
+fn refuse_stale(dir: &Path, wasm: &Path) -> anyhow::Result<()> {
+    let built = std::fs::metadata(wasm)?.modified()?;
+    // `plugin.toml` is not an input of the build: it is checked against the component below.
+    let mut pending = vec![dir.join("src"), dir.join("Cargo.toml")];
+    while let Some(path) = pending.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            pending.extend(std::fs::read_dir(&path)?.flatten().map(|e| e.path()));
+        } else if meta.modified()? > built {
+            bail!(
+                "{} is older than {}: run `junction plugin build` first",
+                wasm.display(),
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The checks a host makes of an upload (world, imports, the manifest
+/// against what the component's `info` reports, limits), made on a host
+/// in memory.
+async fn host_checks(package: &Package) -> anyhow::Result<()> {
+    let mut config = junction::config::Config::default();
+    config.runtime.cache_dir = None;
+    let store = junction_store::Store::in_memory().await?;
+    let runtime = junction_runtime::Runtime::new(store, &config.runtime)?;
+    runtime
+        .upload_package(&package.to_bytes(), "junction plugin pack")
+        .await
+        .map_err(|e| anyhow::anyhow!("a host would refuse this package: {e}"))?;
     Ok(())
 }
 

@@ -107,6 +107,36 @@ fn connector_builds_for_wasm_and_passes_its_own_test() {
     let inspection = junction_registry::inspect(&bytes).expect("the registry accepts it");
     assert_eq!(inspection.world.as_str(), "connector");
 
+    // `plugin pack` makes the host's upload checks and refuses a component
+    // older than its sources.
+    let sdk_dir = tmp.path().join("unused-sdk");
+    let packed = junction(&dir, &sdk_dir, &["plugin", "pack"]);
+    assert!(
+        String::from_utf8_lossy(&packed.stdout).contains("packed scaffold-connector-0.1.0.jpkg")
+    );
+    let source = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+    std::fs::write(dir.join("src/lib.rs"), format!("{source}\n// edited\n")).unwrap();
+    let stale = junction_fails(&dir, &["plugin", "pack"]);
+    assert!(
+        stale.contains("run `junction plugin build` first"),
+        "{stale}"
+    );
+    build_component(&dir, "scaffold_connector");
+    // A plugin.toml that disagrees with the component's `info` is refused
+    // as the host would refuse it.
+    let manifest_text = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
+    std::fs::write(
+        dir.join("plugin.toml"),
+        manifest_text.replace("version = \"0.1.0\"", "version = \"0.2.0\""),
+    )
+    .unwrap();
+    let disagrees = junction_fails(&dir, &["plugin", "pack"]);
+    assert!(
+        disagrees.contains("a host would refuse this package") && disagrees.contains("0.2.0"),
+        "{disagrees}"
+    );
+    std::fs::write(dir.join("plugin.toml"), manifest_text).unwrap();
+
     let test = cargo(&dir, &["test"]);
     let stdout = String::from_utf8_lossy(&test.stdout);
     assert!(stdout.contains("test result: ok. 3 passed"), "{stdout}");
@@ -130,6 +160,22 @@ fn junction(dir: &Path, sdk_dir: &Path, args: &[&str]) -> std::process::Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
+
+/// `junction <args>` in `dir`, which must fail; what it said on stderr.
+fn junction_fails(dir: &Path, args: &[&str]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_junction"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env("CARGO_TARGET_DIR", repo().join("target/scaffold-test"));
+    without_build_env(&mut cmd);
+    let output = cmd.output().expect("running junction");
+    assert!(
+        !output.status.success(),
+        "junction {} succeeded",
+        args.join(" ")
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Without a checkout: `junction plugin new` writes the SDK the binary
