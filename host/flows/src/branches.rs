@@ -78,27 +78,26 @@ impl Flows {
             None => None,
         };
         let deciding = decides.map(|i| failed.swap_remove(i));
-        let errors: Vec<String> = failed
-            .iter()
-            .map(|f| serde_json::to_string(&f.errors()))
-            .chain(
-                parked
-                    .iter()
-                    .skip(usize::from(deciding.is_none()))
-                    .map(|p| serde_json::to_string(&p.errors)),
-            )
-            .collect::<std::result::Result<_, _>>()?;
-        let pend = failed
-            .iter()
-            .map(|f| (f.row.id.as_str(), f.attempt))
-            .chain(
-                parked
-                    .iter()
-                    .skip(usize::from(deciding.is_none()))
-                    .map(|p| (p.row.id.as_str(), p.attempts)),
-            )
-            .zip(errors)
-            .map(|((step, attempts), errors)| RunWrite::PendStep {
+        // The parked step that parks the run is written by `park`.
+        let skip = usize::from(deciding.is_none()).min(parked.len());
+        let mut pend = Vec::with_capacity(failed.len() + parked.len());
+        for f in &failed {
+            pend.push((
+                f.row.id.as_str(),
+                f.attempt,
+                serde_json::to_string(&f.errors())?,
+            ));
+        }
+        for p in &parked[skip..] {
+            pend.push((
+                p.row.id.as_str(),
+                p.attempts,
+                serde_json::to_string(&p.errors)?,
+            ));
+        }
+        let pend = pend
+            .into_iter()
+            .map(|(step, attempts, errors)| RunWrite::PendStep {
                 step,
                 attempts,
                 errors,
