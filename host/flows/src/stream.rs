@@ -193,8 +193,7 @@ impl Flows {
         subject: &str,
         payload: &[u8],
     ) -> Result<Option<EventRun>> {
-        let current = self.store().current_flows().await?;
-        let Some(row) = current.iter().find(|r| r.name == flow) else {
+        let Some(row) = self.store().current_flow(flow).await? else {
             return Ok(None);
         };
         let def = definition::parse(&row.source).map_err(FlowError::Invalid)?;
