@@ -109,7 +109,7 @@ impl Flows {
             Some(failure) => {
                 let (_, steps) = self.load(run_id).await?;
                 let compensating = self
-                    .attempt_failed(worker, run_id, run, def, &steps, failure)
+                    .step_failed(worker, run_id, run, def, &steps, failure)
                     .await?;
                 Ok(Next::reload_if(compensating))
             }

@@ -113,7 +113,7 @@ impl Flows {
         {
             Moved::Next(next) => Ok(next),
             Moved::Failed(failed) => self
-                .attempt_failed(worker, run_id, run, def, steps, *failed)
+                .step_failed(worker, run_id, run, def, steps, *failed)
                 .await
                 .map(Next::reload_if),
             Moved::Park(parked) => {
@@ -330,39 +330,6 @@ impl Flows {
         Ok(())
     }
 
-    /// Writes a failed attempt: a retry, or the step's failure for good.
-    /// Returns whether the run compensates now.
-    pub(crate) async fn attempt_failed(
-        &self,
-        worker: &str,
-        run_id: &str,
-        run: &RunRow,
-        def: &FlowDef,
-        steps: &[StepRow],
-        failed: FailedAttempt,
-    ) -> Result<bool> {
-        let FailedAttempt {
-            row,
-            attempt,
-            input,
-            retry,
-            failure,
-        } = failed;
-        self.step_failed(
-            worker,
-            run_id,
-            run,
-            def,
-            steps,
-            &row,
-            attempt,
-            input.as_ref(),
-            retry.as_ref(),
-            failure,
-        )
-        .await
-    }
-
     /// Makes one call of a step.
     async fn call(
         &self,
@@ -416,9 +383,9 @@ impl Flows {
         }
     }
 
-    /// Records a failed attempt: schedules a retry, or fails the step for
-    /// good and starts the saga (or fails the run).
-    #[allow(clippy::too_many_arguments)]
+    /// Writes a failed attempt: schedules a retry, or fails the step for
+    /// good and starts the saga (or fails the run). Returns whether the run
+    /// compensates now.
     pub(crate) async fn step_failed(
         &self,
         worker: &str,
@@ -426,18 +393,21 @@ impl Flows {
         run: &RunRow,
         def: &FlowDef,
         steps: &[StepRow],
-        row: &StepRow,
-        attempt: i64,
-        input: Option<&Value>,
-        retry: Option<&Retry>,
-        failure: Failure,
+        failed: FailedAttempt,
     ) -> Result<bool> {
-        let mut errors = row.errors.clone();
-        errors.push(error_entry("step", attempt, &failure));
+        let errors = failed.errors();
         let errors_text = serde_json::to_string(&errors)?;
         let fence = self.fence(worker, run_id, false);
         let now = fence.now;
-        if let Some(wait) = retry_wait(row, attempt, retry, &failure) {
+        let FailedAttempt {
+            row,
+            attempt,
+            input,
+            failure,
+            ..
+        } = &failed;
+        let attempt = *attempt;
+        if let Some(wait) = failed.retry_wait() {
             let next_at = now.saturating_add(i64::try_from(wait).unwrap_or(i64::MAX / 2));
             let retried = self
                 .store()
@@ -456,16 +426,16 @@ impl Flows {
                     .get(s.position)
                     .is_some_and(|d| d.compensation().is_some())
         });
-        let mut failed = row.clone();
-        failed.errors = errors;
-        failed.attempts = attempt;
+        let mut ended = row.clone();
+        ended.errors = errors;
+        ended.attempts = attempt;
         if let Some(input) = input {
-            failed.input = Some(input.clone());
+            ended.input = Some(input.clone());
         }
         let then = if to_compensate {
             AfterFailure::Compensate
         } else {
-            AfterFailure::DeadLetter(dead_letter("failed", &failed, &[])?)
+            AfterFailure::DeadLetter(dead_letter("failed", &ended, &[])?)
         };
         let held = self
             .store()
@@ -503,13 +473,9 @@ impl Moved {
         retry: Option<Retry>,
         failure: Failure,
     ) -> Moved {
-        Moved::Failed(Box::new(FailedAttempt {
-            row: row.clone(),
-            attempt,
-            input,
-            retry,
-            failure,
-        }))
+        Moved::Failed(Box::new(FailedAttempt::new(
+            row, attempt, input, retry, failure,
+        )))
     }
 }
 
@@ -526,6 +492,23 @@ pub(crate) struct FailedAttempt {
 }
 
 impl FailedAttempt {
+    /// Attempt `attempt` of step `row` (as it was before it) failed.
+    pub(crate) fn new(
+        row: &StepRow,
+        attempt: i64,
+        input: Option<Value>,
+        retry: Option<Retry>,
+        failure: Failure,
+    ) -> FailedAttempt {
+        FailedAttempt {
+            row: row.clone(),
+            attempt,
+            input,
+            retry,
+            failure,
+        }
+    }
+
     /// The step's errors with this attempt's.
     pub(crate) fn errors(&self) -> Vec<StepError> {
         let mut errors = self.row.errors.clone();

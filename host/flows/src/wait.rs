@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::definition::{Call, FlowDef, OnDeadline, OnReject, StepDef, Wait};
 use super::exec::{Failure, Next, RunRow, StepRow, classify, lease_held};
+use super::step::FailedAttempt;
 use super::{FlowError, Flows, Result, jq, now_ms};
 use junction_runtime::runtime::CallOptions;
 use junction_store::events::types;
@@ -97,11 +98,7 @@ impl Flows {
                     run,
                     def,
                     steps,
-                    row,
-                    attempt,
-                    None,
-                    Some(&spec.retry),
-                    failure,
+                    FailedAttempt::new(row, attempt, None, Some(spec.retry), failure),
                 )
                 .await
                 .map(Next::reload_if);
@@ -210,7 +207,12 @@ impl Flows {
                 );
                 return self
                     .step_failed(
-                        worker, run_id, run, def, steps, &row, attempt, None, None, failure,
+                        worker,
+                        run_id,
+                        run,
+                        def,
+                        steps,
+                        FailedAttempt::new(&row, attempt, None, None, failure),
                     )
                     .await
                     .map(Next::reload_if);
@@ -238,7 +240,12 @@ impl Flows {
                     ),
                 );
                 self.step_failed(
-                    worker, run_id, run, def, steps, &row, attempt, None, None, failure,
+                    worker,
+                    run_id,
+                    run,
+                    def,
+                    steps,
+                    FailedAttempt::new(&row, attempt, None, None, failure),
                 )
                 .await
                 .map(Next::reload_if)
