@@ -367,14 +367,8 @@ async fn pack(dir: &Path, wasm: Option<PathBuf>, out: Option<PathBuf>) -> anyhow
 fn refuse_stale(dir: &Path, wasm: &Path) -> anyhow::Result<()> {
     let built = std::fs::metadata(wasm)?.modified()?;
     // `plugin.toml` is not an input of the build: it is checked against the component below.
-    let mut pending = vec![dir.join("src"), dir.join("Cargo.toml")];
-    while let Some(path) = pending.pop() {
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            pending.extend(std::fs::read_dir(&path)?.flatten().map(|e| e.path()));
-        } else if meta.modified()? > built {
+    for (path, meta) in source_files(dir, &["Cargo.toml"])? {
+        if meta.modified()? > built {
             bail!(
                 "{} is older than {}: run `junction plugin build` first",
                 wasm.display(),
@@ -383,6 +377,39 @@ fn refuse_stale(dir: &Path, wasm: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The files of the plugin crate in `dir` that its build or package reads:
+/// everything under `src/` and each of `top` (which must exist), with their
+/// metadata, sorted by path.
+pub(super) fn source_files(
+    dir: &Path,
+    top: &[&str],
+) -> anyhow::Result<Vec<(PathBuf, std::fs::Metadata)>> {
+    let mut files = Vec::new();
+    for file in top {
+        let path = dir.join(file);
+        let meta = std::fs::metadata(&path).with_context(|| {
+            format!("{} is not a plugin crate: it has no {file}", dir.display())
+        })?;
+        files.push((path, meta));
+    }
+    let mut pending = vec![dir.join("src")];
+    while let Some(next) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&next) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else {
+                files.push((entry.path(), meta));
+            }
+        }
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(files)
 }
 
 /// The checks a host makes of an upload (world, imports, the manifest

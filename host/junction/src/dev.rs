@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use junction_registry::{Manifest, Package};
 
 use super::Remote;
-use super::cli::{build, built_component};
+use super::cli::{build, built_component, source_files};
 
 /// How often the crate is looked at.
 const POLL: Duration = Duration::from_millis(300);
@@ -62,31 +62,10 @@ pub(super) async fn dev(
 /// What a change of the crate changes: each source file's path, size and
 /// modification time (`src/`, `Cargo.toml`, `plugin.toml`).
 fn fingerprint(dir: &Path) -> anyhow::Result<Vec<(PathBuf, u64, SystemTime)>> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.join("src")];
-    for file in ["Cargo.toml", "plugin.toml"] {
-        let path = dir.join(file);
-        if !path.is_file() {
-            bail!("{} is not a plugin crate: it has no {file}", dir.display());
-        }
-        let meta = std::fs::metadata(&path)?;
-        files.push((path, meta.len(), meta.modified()?));
-    }
-    while let Some(next) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&next) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let meta = entry.metadata()?;
-            if meta.is_dir() {
-                pending.push(entry.path());
-            } else {
-                files.push((entry.path(), meta.len(), meta.modified()?));
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
+    source_files(dir, &["Cargo.toml", "plugin.toml"])?
+        .into_iter()
+        .map(|(path, meta)| Ok((path, meta.len(), meta.modified()?)))
+        .collect()
 }
 
 /// Tests, builds, packs and pushes the crate once; the line to print.
