@@ -700,6 +700,74 @@ mod hubspot {
         assert_eq!(properties["pipeline"], "default");
     }
 
+    /// The host's own `read` (the connector's `read` export, which sync
+    /// jobs use) and `GET /v1/connections/{name}/streams/{stream}` page as
+    /// the `read` operation does; a cursor round-trips through the query.
+    #[tokio::test]
+    async fn the_read_export_and_the_streams_endpoint_page_with_after() {
+        let (rt, hs) = setup("2").await;
+        for name in ["D1", "D2", "D3"] {
+            deal(&hs, name, "closedwon").await;
+        }
+        let first = rt
+            .read("hs", "deals", None, CallOptions::default())
+            .await
+            .unwrap();
+        assert!(!first.done);
+        let record: Value = serde_json::from_str(&first.records[1]).unwrap();
+        assert_eq!(record["properties"]["dealname"], "D2");
+        let cursor = first.next_cursor.expect("a cursor to read on from");
+        let last = rt
+            .read("hs", "deals", Some(&cursor), CallOptions::default())
+            .await
+            .unwrap();
+        assert!(last.done);
+        assert_eq!(last.records.len(), 1);
+        let unknown = rt
+            .read("hs", "tickets", None, CallOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&unknown, CallError::Plugin(PluginError::InvalidInput(m)) if m.contains("deals, companies")),
+            "{unknown:?}"
+        );
+
+        let mut config = junction::config::Config::default();
+        config.api.tokens = BTreeMap::from([(
+            "ops".into(),
+            junction::config::Token {
+                token: "ops-token".into(),
+                scope: junction::config::Scope::Invoker,
+            },
+        )]);
+        let app = junction_api::router(rt.clone(), &config.api, config.flows.options());
+        let read = |uri: String| {
+            let app = app.clone();
+            async move { junction_tests::openapi::call(&app, Some("ops-token"), "GET", &uri, "").await }
+        };
+        let (status, page) = read("/v1/connections/hs/streams/deals".into()).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["plugin"], "hubspot");
+        assert_eq!(page["records"][0]["properties"]["dealname"], "D1");
+        let cursor = page["next_cursor"].as_str().unwrap().to_string();
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("cursor", &cursor)
+            .finish();
+        let (status, page) = read(format!("/v1/connections/hs/streams/deals?{query}")).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["done"], true);
+        assert_eq!(page["records"][0]["properties"]["dealname"], "D3");
+        let (status, refused) = read("/v1/connections/hs/streams/tickets".into()).await;
+        assert_eq!(status, 422, "{refused}");
+        assert!(
+            refused["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("unknown stream"),
+            "{refused}"
+        );
+    }
+
     #[tokio::test]
     async fn every_error_maps_to_its_case() {
         let (rt, hs) = setup("100").await;

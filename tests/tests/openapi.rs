@@ -75,6 +75,7 @@ fn the_document_is_openapi_3_1_with_every_route() {
         "POST /v1/admin/reload",
         "GET /v1/events",
         "GET /v1/connections/{name}/circuit",
+        "GET /v1/connections/{name}/streams/{stream}",
         "PUT /v1/connections/{name}/circuit",
         "POST /v1/runs/{id}/signals/{name}",
     ];

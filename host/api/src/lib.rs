@@ -31,6 +31,7 @@ mod openapi;
 mod plugins;
 mod reload;
 mod runs;
+mod streams;
 mod trace;
 mod transforms;
 mod webhooks;

@@ -28,6 +28,7 @@ use crate::metrics::*;
 use crate::plugins::*;
 use crate::reload::*;
 use crate::runs::*;
+use crate::streams::*;
 use crate::transforms::*;
 use crate::webhooks::*;
 use crate::{__path_healthz, __path_readyz, healthz, readyz};
@@ -111,6 +112,7 @@ pub(crate) fn routes(upload_limit: usize) -> OpenApiRouter<ApiState> {
         .routes(routes!(check_connection))
         .routes(routes!(get_circuit, put_circuit))
         .routes(routes!(invoke))
+        .routes(routes!(read_stream))
         .routes(routes!(apply))
         .routes(routes!(webhook))
         .routes(routes!(list_flows))

@@ -41,10 +41,12 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod plugins;
 mod pool;
+mod read;
 pub mod runtime;
 pub mod trace;
 pub mod watcher;
 pub mod webhooks;
 
 pub use config::RuntimeConfig;
+pub use read::Page;
 pub use runtime::Runtime;
