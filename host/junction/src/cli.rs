@@ -4,7 +4,6 @@
 //! running host's flows.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -13,11 +12,12 @@ use junction::scaffold;
 use junction_registry::{Manifest, Package, SigningKey};
 use serde_json::Value;
 
+use super::plugin_crate::{build, built_component, crate_manifest, refuse_stale};
 use super::{DeadLetterCommand, FlowCommand, Kind, PluginCommand, Remote, RunCommand};
 
 pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
     match command {
-        PluginCommand::Inspect { file } => inspect(&file),
+        PluginCommand::Inspect { file } => inspect(&file).await,
         PluginCommand::New {
             name,
             kind,
@@ -58,6 +58,12 @@ pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
             Ok(())
         }
         PluginCommand::Build { dir } => build(&dir, None),
+        PluginCommand::Test {
+            dir,
+            cases,
+            server,
+            wasm,
+        } => super::plugin_test::test(dir, cases, server, wasm).await,
         PluginCommand::Pack { dir, wasm, out } => pack(&dir, wasm, out).await,
         PluginCommand::Keygen { out } => {
             if out.exists() {
@@ -196,7 +202,7 @@ pub(super) fn spinner(message: &str) -> ProgressBar {
     bar
 }
 
-fn inspect(file: &Path) -> anyhow::Result<()> {
+async fn inspect(file: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let (wasm, package) = if bytes.starts_with(b"\0asm") {
         (bytes, None)
@@ -227,104 +233,43 @@ fn inspect(file: &Path) -> anyhow::Result<()> {
     println!("digest:  {}", inspection.digest);
     println!("imports: {}", inspection.imports.join(", "));
     println!("exports: {}", inspection.exports.join(", "));
-    Ok(())
-}
-
-fn cargo_command(dir: &Path) -> Command {
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(dir);
-    cmd
-}
-
-/// Whether the toolchain `dir` builds with has the wasm32-wasip2 standard
-/// library (the sysroot's `lib/rustlib/wasm32-wasip2`).
-fn wasm_target_installed(dir: &Path) -> bool {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let Ok(out) = Command::new(rustc)
-        .current_dir(dir)
-        .args(["--print", "sysroot"])
-        .output()
-    else {
-        return false;
-    };
-    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    Path::new(&sysroot)
-        .join("lib/rustlib/wasm32-wasip2")
-        .is_dir()
-}
-
-pub(super) fn build(dir: &Path, version: Option<&str>) -> anyhow::Result<()> {
-    let mut cargo = cargo_command(dir);
-    if let Some(version) = version {
-        // The SDK's export macros report it as the plugin's version.
-        cargo.env("JUNCTION_PLUGIN_VERSION", version);
-    }
-    let status = cargo
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
-        .status()
-        .context("running cargo")?;
-    if !status.success() {
-        if !wasm_target_installed(dir) {
-            bail!(
-                "cargo build failed ({status}): the wasm32-wasip2 target is not installed; `rustup target add wasm32-wasip2`"
-            );
+    // What a host checks next: the component compiles and instantiates
+    // within the limits, and its `info` agrees with the manifest.
+    let runtime = memory_host().await?;
+    let plugin = match &package {
+        Some(package) => {
+            runtime
+                .upload_package(&package.to_bytes(), "junction plugin inspect")
+                .await
+                .map_err(|e| anyhow::anyhow!("a host would refuse this package: {e}"))?;
+            runtime.plugins().into_iter().next()
         }
-        bail!("cargo build failed ({status}); the compiler's errors are above");
+        None => {
+            runtime
+                .load_plugin(&wasm)
+                .await
+                .map_err(|e| anyhow::anyhow!("a host would refuse this component: {e}"))?;
+            runtime.plugins().into_iter().next()
+        }
     }
-    let wasm = built_component(dir)?;
-    println!("built {}", wasm.display());
+    .context("the host loaded nothing")?;
+    println!(
+        "info:    {}@{}: {}",
+        plugin.name, plugin.version, plugin.description
+    );
+    println!(
+        "host:    a host takes it ({})",
+        if package.is_some() {
+            "the manifest agrees with the component's info"
+        } else {
+            "a bare component: pack it with plugin.toml to upload it"
+        }
+    );
     Ok(())
-}
-
-/// The component cargo built for the crate in `dir`.
-pub(super) fn built_component(dir: &Path) -> anyhow::Result<PathBuf> {
-    let output = cargo_command(dir)
-        .args(["metadata", "--no-deps", "--format-version", "1"])
-        .output()
-        .context("running cargo metadata")?;
-    if !output.status.success() {
-        bail!("cargo metadata failed in {}", dir.display());
-    }
-    let metadata: Value = serde_json::from_slice(&output.stdout)?;
-    let target_dir = metadata["target_directory"]
-        .as_str()
-        .context("cargo metadata has no target directory")?;
-    let manifest = std::fs::canonicalize(dir.join("Cargo.toml"))?;
-    let package = metadata["packages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|p| p["manifest_path"].as_str().map(PathBuf::from) == Some(manifest.clone()))
-        .context("no package in this directory")?;
-    let lib = package["targets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|t| {
-            t["kind"]
-                .as_array()
-                .is_some_and(|k| k.iter().any(|k| k == "cdylib"))
-        })
-        .context("the crate has no cdylib target: add [lib] crate-type = [\"cdylib\"]")?;
-    let name = lib["name"].as_str().unwrap_or_default().replace('-', "_");
-    let path = Path::new(target_dir)
-        .join("wasm32-wasip2/release")
-        .join(format!("{name}.wasm"));
-    if !path.is_file() {
-        bail!(
-            "{} does not exist; run `junction plugin build` first",
-            path.display()
-        );
-    }
-    Ok(path)
 }
 
 async fn pack(dir: &Path, wasm: Option<PathBuf>, out: Option<PathBuf>) -> anyhow::Result<()> {
-    let manifest_path = dir.join("plugin.toml");
-    let manifest_text = std::fs::read_to_string(&manifest_path)
-        .with_context(|| format!("reading {}", manifest_path.display()))?;
-    let manifest = Manifest::parse(&manifest_text)
-        .with_context(|| format!("{} is invalid", manifest_path.display()))?;
+    let (manifest_text, manifest) = crate_manifest(dir)?;
     let wasm = match wasm {
         Some(path) => path,
         None => {
@@ -362,69 +307,28 @@ async fn pack(dir: &Path, wasm: Option<PathBuf>, out: Option<PathBuf>) -> anyhow
     Ok(())
 }
 
-/// Refuses a component older than a source of the crate in `dir`: it
-/// would pack what the sources no longer say.
-fn refuse_stale(dir: &Path, wasm: &Path) -> anyhow::Result<()> {
-    let built = std::fs::metadata(wasm)?.modified()?;
-    // `plugin.toml` is not an input of the build: it is checked against the component below.
-    for (path, meta) in source_files(dir, &["Cargo.toml"])? {
-        if meta.modified()? > built {
-            bail!(
-                "{} is older than {}: run `junction plugin build` first",
-                wasm.display(),
-                path.display()
-            );
-        }
-    }
-    Ok(())
-}
-
-/// The files of the plugin crate in `dir` that its build or package reads:
-/// everything under `src/` and each of `top` (which must exist), with their
-/// metadata, sorted by path.
-pub(super) fn source_files(
-    dir: &Path,
-    top: &[&str],
-) -> anyhow::Result<Vec<(PathBuf, std::fs::Metadata)>> {
-    let mut files = Vec::new();
-    for file in top {
-        let path = dir.join(file);
-        let meta = std::fs::metadata(&path).with_context(|| {
-            format!("{} is not a plugin crate: it has no {file}", dir.display())
-        })?;
-        files.push((path, meta));
-    }
-    let mut pending = vec![dir.join("src")];
-    while let Some(next) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&next) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let meta = entry.metadata()?;
-            if meta.is_dir() {
-                pending.push(entry.path());
-            } else {
-                files.push((entry.path(), meta));
-            }
-        }
-    }
-    files.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(files)
-}
-
 /// The checks a host makes of an upload (world, imports, the manifest
 /// against what the component's `info` reports, limits), made on a host
 /// in memory.
 async fn host_checks(package: &Package) -> anyhow::Result<()> {
-    let mut config = junction::config::Config::default();
-    config.runtime.cache_dir = None;
-    let store = junction_store::Store::in_memory().await?;
-    let runtime = junction_runtime::Runtime::new(store, &config.runtime)?;
-    runtime
+    memory_host()
+        .await?
         .upload_package(&package.to_bytes(), "junction plugin pack")
         .await
         .map_err(|e| anyhow::anyhow!("a host would refuse this package: {e}"))?;
     Ok(())
+}
+
+/// A host's runtime in memory, with the default limits and no cache: what
+/// it accepts, a host with the default configuration accepts.
+pub(super) async fn memory_host() -> anyhow::Result<std::sync::Arc<junction_runtime::Runtime>> {
+    let mut config = junction::config::Config::default();
+    config.runtime.cache_dir = None;
+    let store = junction_store::Store::in_memory().await?;
+    Ok(std::sync::Arc::new(junction_runtime::Runtime::new(
+        store,
+        &config.runtime,
+    )?))
 }
 
 impl Remote {

@@ -1,5 +1,5 @@
 //! The commands over a host's connections and runs: `connection put|list|
-//! show|check`, `invoke`, and waiting for a run (`run show --wait`,
+//! show|check`, `invoke`, `read`, and waiting for a run (`run show --wait`,
 //! `flow run --wait`).
 
 use std::io::Read as _;
@@ -114,6 +114,46 @@ pub(super) async fn invoke(
         .await?;
     println!("{}", serde_json::to_string_pretty(&output)?);
     Ok(())
+}
+
+/// Reads `stream` of a connection from `cursor`: each record as a JSON line
+/// on stdout, then the cursor to go on from on stderr; with `all`, page after
+/// page until the stream is done.
+pub(super) async fn read(
+    remote: &Remote,
+    connection: &str,
+    stream: &str,
+    mut cursor: Option<String>,
+    all: bool,
+) -> anyhow::Result<()> {
+    let progress = spinner(&format!("reading {stream} of {connection}"));
+    let mut count = 0usize;
+    loop {
+        let mut path = format!("/v1/connections/{connection}/streams/{stream}");
+        if let Some(cursor) = &cursor {
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("cursor", cursor)
+                .finish();
+            path = format!("{path}?{query}");
+        }
+        let page = remote.send(reqwest::Method::GET, &path, None).await?;
+        for record in page["records"].as_array().into_iter().flatten() {
+            progress.suspend(|| println!("{record}"));
+            count += 1;
+        }
+        cursor = page["next_cursor"].as_str().map(str::to_string);
+        progress.set_message(format!("reading {stream} of {connection}: {count} records"));
+        if !all || page["done"] == true || cursor.is_none() {
+            progress.finish_and_clear();
+            match (&cursor, page["done"] == true) {
+                (_, true) | (None, _) => eprintln!("{count} records; the stream is done"),
+                (Some(c), false) => {
+                    eprintln!("{count} records; read on with --cursor '{c}' (or --all)");
+                }
+            }
+            return Ok(());
+        }
+    }
 }
 
 /// Polls run `id` until it ends or waits for a signal, showing its

@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use junction_registry::{Manifest, Package};
 
 use super::Remote;
-use super::cli::{build, built_component, source_files};
+use super::plugin_crate::{build, built_component, crate_manifest, source_files};
 
 /// How often the crate is looked at.
 const POLL: Duration = Duration::from_millis(300);
@@ -72,11 +72,7 @@ fn fingerprint(dir: &Path) -> anyhow::Result<Vec<(PathBuf, u64, SystemTime)>> {
 async fn swap(dir: &Path, remote: &Remote) -> anyhow::Result<String> {
     let began = Instant::now();
     let tests = run_tests(dir)?;
-    let manifest_path = dir.join("plugin.toml");
-    let text = std::fs::read_to_string(&manifest_path)
-        .with_context(|| format!("reading {}", manifest_path.display()))?;
-    let manifest = Manifest::parse(&text)
-        .with_context(|| format!("{} is invalid", manifest_path.display()))?;
+    let (text, manifest) = crate_manifest(dir)?;
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());

@@ -57,6 +57,22 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Read a stream of a connection (the connector's incremental `read`):
+    /// records as JSON lines on stdout, the cursor to read on from on stderr.
+    Read {
+        /// Connection name.
+        connection: String,
+        /// Stream name, as the connector documents it.
+        stream: String,
+        /// Read on after this cursor (from a page before); absent: from the start.
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Follow the pages until the stream is done.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -261,6 +277,25 @@ enum PluginCommand {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Run the plugin's test cases (DIR/tests/cases.toml) on the host's
+    /// engine, with the host's checks and limits, against the cassettes in
+    /// DIR/tests/cassettes or a running system.
+    Test {
+        /// The plugin crate (default: the current directory); built first
+        /// unless --wasm names the component.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The cases, when not DIR/tests/cases.toml.
+        #[arg(long)]
+        cases: Option<PathBuf>,
+        /// Call this system (a stand-in, say) for `{server}` instead of
+        /// replaying the cassettes.
+        #[arg(long)]
+        server: Option<String>,
+        /// The component, instead of building DIR.
+        #[arg(long)]
+        wasm: Option<PathBuf>,
+    },
     /// Pack a manifest and a component into a package (.jpkg).
     Pack {
         /// The plugin crate: reads DIR/plugin.toml and the built component.
@@ -389,6 +424,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             input,
             remote,
         } => commands::invoke(&remote, &connection, &operation, &input).await,
+        Command::Read {
+            connection,
+            stream,
+            cursor,
+            all,
+            remote,
+        } => commands::read(&remote, &connection, &stream, cursor, all).await,
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             clap_complete::generate(
@@ -411,6 +453,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 mod cli;
 mod commands;
 mod dev;
+mod plugin_crate;
+mod plugin_test;
 
 async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load(config_path.as_deref())?;

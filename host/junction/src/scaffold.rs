@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 pub mod sdk;
 mod templates;
 
-use templates::{CARGO_TOML, CONNECTOR_LIB, PLUGIN_TOML, README, TRANSFORM_LIB};
+use templates::{
+    CARGO_TOML, CONNECTOR_CASES, CONNECTOR_LIB, PLUGIN_TOML, README, TRANSFORM_CASES, TRANSFORM_LIB,
+};
 
 /// Longest plugin name, in characters (the registry's limit).
 pub const MAX_NAME_LEN: usize = 64;
@@ -323,6 +325,14 @@ fn render(kind: Kind, name: &str, sdk: &str) -> Vec<(&'static str, String)> {
         ("plugin.toml", fill(PLUGIN_TOML)),
         ("src/lib.rs", fill(lib)),
         ("README.md", fill(README)),
+        (
+            "tests/cases.toml",
+            match kind {
+                Kind::Connector => CONNECTOR_CASES,
+                Kind::Transform => TRANSFORM_CASES,
+            }
+            .to_string(),
+        ),
         (".gitignore", "/target\n".into()),
     ]
 }

@@ -71,8 +71,15 @@ fn relative(files: &[PathBuf], dir: &Path) -> Vec<String> {
     names
 }
 
+/// The crate's manifest as `plugin pack` completes it: plugin.toml gives no
+/// version, so the crate's (0.1.0) is written in.
 fn manifest(dir: &Path) -> junction_registry::Manifest {
     let text = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
+    assert!(
+        !text.contains("\nversion"),
+        "the version is Cargo.toml's: {text}"
+    );
+    let text = text.replace("[plugin]\n", "[plugin]\nversion = \"0.1.0\"\n");
     junction_registry::Manifest::parse(&text).expect("plugin.toml is a valid manifest")
 }
 
@@ -88,7 +95,8 @@ fn connector_builds_for_wasm_and_passes_its_own_test() {
             "Cargo.toml",
             "README.md",
             "plugin.toml",
-            "src/lib.rs"
+            "src/lib.rs",
+            "tests/cases.toml"
         ]
     );
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
@@ -114,6 +122,34 @@ fn connector_builds_for_wasm_and_passes_its_own_test() {
     assert!(
         String::from_utf8_lossy(&packed.stdout).contains("packed scaffold-connector-0.1.0.jpkg")
     );
+    // `plugin inspect` makes the same checks: the package passes, one whose
+    // manifest disagrees with the component's `info` is refused.
+    let inspected = junction(
+        &dir,
+        &sdk_dir,
+        &["plugin", "inspect", "scaffold-connector-0.1.0.jpkg"],
+    );
+    let said = String::from_utf8_lossy(&inspected.stdout);
+    assert!(
+        said.contains("info:    scaffold-connector@0.1.0") && said.contains("a host takes it"),
+        "{said}"
+    );
+    let packed_bytes = std::fs::read(dir.join("scaffold-connector-0.1.0.jpkg")).unwrap();
+    let packed = junction_registry::Package::from_bytes(&packed_bytes).unwrap();
+    assert!(packed.manifest_text().contains("version = \"0.1.0\""));
+    let forged = junction_registry::Package::new(
+        packed
+            .manifest_text()
+            .replace("version = \"0.1.0\"", "version = \"0.3.0\""),
+        bytes.clone(),
+    );
+    std::fs::write(dir.join("forged.jpkg"), forged.to_bytes()).unwrap();
+    let refused = junction_fails(&dir, &["plugin", "inspect", "forged.jpkg"]);
+    assert!(
+        refused.contains("a host would refuse this package") && refused.contains("0.3.0"),
+        "{refused}"
+    );
+    std::fs::remove_file(dir.join("forged.jpkg")).unwrap();
     let source = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
     std::fs::write(dir.join("src/lib.rs"), format!("{source}\n// edited\n")).unwrap();
     let stale = junction_fails(&dir, &["plugin", "pack"]);
@@ -122,17 +158,16 @@ fn connector_builds_for_wasm_and_passes_its_own_test() {
         "{stale}"
     );
     build_component(&dir, "scaffold_connector");
-    // A plugin.toml that disagrees with the component's `info` is refused
-    // as the host would refuse it.
+    // A version in plugin.toml other than Cargo.toml's is refused, naming both.
     let manifest_text = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
     std::fs::write(
         dir.join("plugin.toml"),
-        manifest_text.replace("version = \"0.1.0\"", "version = \"0.2.0\""),
+        manifest_text.replace("[plugin]\n", "[plugin]\nversion = \"0.2.0\"\n"),
     )
     .unwrap();
     let disagrees = junction_fails(&dir, &["plugin", "pack"]);
     assert!(
-        disagrees.contains("a host would refuse this package") && disagrees.contains("0.2.0"),
+        disagrees.contains("`plugin.version` is \"0.2.0\" but Cargo.toml's version is \"0.1.0\""),
         "{disagrees}"
     );
     std::fs::write(dir.join("plugin.toml"), manifest_text).unwrap();
@@ -140,6 +175,78 @@ fn connector_builds_for_wasm_and_passes_its_own_test() {
     let test = cargo(&dir, &["test"]);
     let stdout = String::from_utf8_lossy(&test.stdout);
     assert!(stdout.contains("test result: ok. 3 passed"), "{stdout}");
+
+    // The scaffold's cases pass on the host's engine; a wrong expectation
+    // fails its case, naming the field.
+    let tested = junction(&dir, &sdk_dir, &["plugin", "test"]);
+    let said = String::from_utf8_lossy(&tested.stdout);
+    assert!(said.contains("ok    echo repeats the message"), "{said}");
+    assert!(said.contains("3 passed, 0 failed"), "{said}");
+    let cases = std::fs::read_to_string(dir.join("tests/cases.toml")).unwrap();
+    std::fs::write(
+        dir.join("tests/cases.toml"),
+        cases.replace("\"hi hi hi\"", "\"hi hi\""),
+    )
+    .unwrap();
+    let (stdout, stderr) = junction_fails_in(&dir, &["plugin", "test"], "target/scaffold-test");
+    assert!(
+        stdout.contains("FAIL  echo repeats the message")
+            && stdout.contains("output.message is \"hi hi hi\", expected \"hi hi\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 passed, 1 failed"), "{stdout}");
+    assert!(
+        stderr.contains("failing cases: echo repeats the message"),
+        "{stderr}"
+    );
+}
+
+/// `junction plugin test` on the shipped HubSpot connector: its operations,
+/// a paged `read` stream, a webhook and `check`, against the recorded
+/// HubSpot answers in plugins/hubspot/tests/cassettes. A request the
+/// cassette does not hold fails the case and is named.
+#[test]
+fn plugin_test_replays_the_hubspot_cassettes() {
+    let hubspot = repo().join("plugins/hubspot");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_junction"));
+    cmd.current_dir(&hubspot)
+        .args(["plugin", "test"])
+        .env("CARGO_TARGET_DIR", repo().join("target/plugins"));
+    without_build_env(&mut cmd);
+    let tested = cmd.output().expect("running junction");
+    let said = String::from_utf8_lossy(&tested.stdout);
+    assert!(
+        tested.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&tested.stderr)
+    );
+    assert!(said.contains("6 passed, 0 failed"), "{said}");
+    assert!(
+        said.contains("ok    the deals stream follows HubSpot's paging to the end"),
+        "{said}"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = tmp.path().join("cases.toml");
+    std::fs::write(
+        &cases,
+        "[connection]\nconfig = { base_url = \"{server}\" }\n\
+         auth = { type = \"bearer\", token = \"t\" }\n\n\
+         [[case]]\nname = \"a deal without its cassette\"\noperation = \"get-deal\"\n\
+         input = { id = \"42\" }\noutput = { id = \"42\" }\n",
+    )
+    .unwrap();
+    let cases = cases.to_string_lossy().into_owned();
+    let (stdout, _) = junction_fails_in(
+        &hubspot,
+        &["plugin", "test", "--cases", &cases],
+        "target/plugins",
+    );
+    assert!(
+        stdout.contains("FAIL  a deal without its cassette")
+            && stdout.contains("the cassette holds no answer for GET /crm/v3/objects/deals/42"),
+        "{stdout}"
+    );
 }
 
 /// `junction <args>` in `dir`, as a plugin author runs it, with the SDK
@@ -164,10 +271,16 @@ fn junction(dir: &Path, sdk_dir: &Path, args: &[&str]) -> std::process::Output {
 
 /// `junction <args>` in `dir`, which must fail; what it said on stderr.
 fn junction_fails(dir: &Path, args: &[&str]) -> String {
+    junction_fails_in(dir, args, "target/scaffold-test").1
+}
+
+/// `junction <args>` in `dir`, building into `target` of the repository,
+/// which must fail; what it said on stdout and on stderr.
+fn junction_fails_in(dir: &Path, args: &[&str], target: &str) -> (String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_junction"));
     cmd.current_dir(dir)
         .args(args)
-        .env("CARGO_TARGET_DIR", repo().join("target/scaffold-test"));
+        .env("CARGO_TARGET_DIR", repo().join(target));
     without_build_env(&mut cmd);
     let output = cmd.output().expect("running junction");
     assert!(
@@ -175,7 +288,10 @@ fn junction_fails(dir: &Path, args: &[&str]) -> String {
         "junction {} succeeded",
         args.join(" ")
     );
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// Without a checkout: `junction plugin new` writes the SDK the binary
@@ -216,6 +332,10 @@ fn a_transform_made_with_the_sdk_the_binary_carries_builds_and_passes_its_own_te
     let test = cargo(&dir, &["test"]);
     let stdout = String::from_utf8_lossy(&test.stdout);
     assert!(stdout.contains("test result: ok. 3 passed"), "{stdout}");
+
+    let tested = junction(&dir, &sdk_dir, &["plugin", "test"]);
+    let said = String::from_utf8_lossy(&tested.stdout);
+    assert!(said.contains("3 passed, 0 failed"), "{said}");
 }
 
 #[test]

@@ -118,6 +118,20 @@ impl Runtime {
         Ok((events, plugin))
     }
 
+    /// Has the connection's plugin parse `request` into events without
+    /// checking a signature: for `junction plugin test`, which tests a
+    /// plugin's parsing (the host's verification is tested with the host).
+    /// No endpoint of the API calls it.
+    pub async fn parse_webhook_unverified(
+        &self,
+        connection: &str,
+        request: InboundWebhook<'_>,
+    ) -> Result<(Vec<WebhookEvent>, Arc<Plugin>), CallError> {
+        let (conn, plugin) = self.connector_for(connection).await?;
+        let events = self.call_handle_webhook(&conn, &plugin, &request).await?;
+        Ok((events, plugin))
+    }
+
     async fn call_handle_webhook(
         &self,
         conn: &Connection,

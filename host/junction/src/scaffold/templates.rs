@@ -30,10 +30,11 @@ strip = "debuginfo"
 
 pub(super) const PLUGIN_TOML: &str = r#"# The package manifest: `junction plugin pack` puts it beside the component.
 # The host checks that name, version, world and operations match what the
-# component reports, so keep them in step with Cargo.toml and src/lib.rs.
+# component reports, so keep them in step with src/lib.rs. The version is
+# Cargo.toml's: pack writes it in here, and the SDK reports it in `info`
+# (a `version` given here must be the same).
 [plugin]
 name = "@NAME@"
-version = "0.1.0"
 world = "@WORLD@"
 wit = "junction:plugin@0.1.0"
 description = "@DESCRIPTION@"
@@ -228,6 +229,54 @@ mod tests {
 }
 "##;
 
+pub(super) const CONNECTOR_CASES: &str = r#"# `junction plugin test`: each case runs on the host's engine, with the
+# host's upload checks, limits and capability filtering. Expected JSON is a
+# subset of the answer. A case that reaches a system names a cassette
+# (tests/cassettes/NAME.toml: the system's recorded answers), replayed at
+# `{server}`, which [connection] settings may use, e.g.
+#   [connection]
+#   config = { base_url = "{server}" }
+#   auth = { type = "bearer", token = "test" }
+
+[[case]]
+name = "ping answers pong"
+operation = "ping"
+output = { pong = true }
+
+[[case]]
+name = "echo repeats the message"
+operation = "echo"
+input = { message = "hi", times = 3 }
+output = { message = "hi hi hi" }
+
+[[case]]
+name = "times 0 is invalid input"
+operation = "echo"
+input = { message = "hi", times = 0 }
+error = "invalid_input"
+error_contains = "times"
+"#;
+
+pub(super) const TRANSFORM_CASES: &str = r#"# `junction plugin test`: each case runs on the host's engine, with the
+# host's upload checks and limits. Expected JSON is a subset of each output.
+
+[[case]]
+name = "a contact becomes a person"
+apply = { first_name = "Ada", last_name = "Lovelace", email = " Ada@Example.COM " }
+outputs = [{ name = "Ada Lovelace", email = "ada@example.com" }]
+
+[[case]]
+name = "a contact without a name is dropped"
+apply = { first_name = " ", last_name = "" }
+outputs = []
+
+[[case]]
+name = "another shape is invalid input"
+apply = { first_name = "Ada" }
+error = "invalid_input"
+error_contains = "last_name"
+"#;
+
 pub(super) const README: &str = r#"# @NAME@
 
 @DESCRIPTION@ (world `@WORLD@`), a WebAssembly component built with
@@ -253,6 +302,11 @@ cargo test
 ```
 
 @TEST_NOTE@
+
+`tests/cases.toml` holds cases for the host itself: `junction plugin test`
+builds the component and runs them on the host's engine, with the same
+upload checks, limits and capability filtering as a running host, replaying
+the systems' answers from `tests/cassettes`.
 
 ## Package and load
 
