@@ -87,15 +87,21 @@ fn crate_metadata(dir: &Path) -> anyhow::Result<(Value, String)> {
 /// The crate's `plugin.toml` and its manifest, with the crate's one version
 /// number: Cargo.toml's, which the SDK reports in the component's `info`,
 /// written in when `plugin.toml` gives none; a different one is refused.
+/// A plugin built without cargo (JavaScript, Python) has no Cargo.toml:
+/// its `plugin.toml` gives the version.
 pub(super) fn crate_manifest(dir: &Path) -> anyhow::Result<(String, Manifest)> {
     let path = dir.join("plugin.toml");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let (package, _) = crate_metadata(dir)?;
-    let version = package["version"]
-        .as_str()
-        .context("cargo metadata has no package version")?;
-    let text = with_crate_version(&text, version).with_context(|| path.display().to_string())?;
+    let text = if dir.join("Cargo.toml").is_file() {
+        let (package, _) = crate_metadata(dir)?;
+        let version = package["version"]
+            .as_str()
+            .context("cargo metadata has no package version")?;
+        with_crate_version(&text, version).with_context(|| path.display().to_string())?
+    } else {
+        text
+    };
     let manifest =
         Manifest::parse(&text).with_context(|| format!("{} is invalid", path.display()))?;
     Ok((text, manifest))
