@@ -76,7 +76,7 @@ impl Default for Limits {
             output_bytes: 4 * 1024 * 1024,
             hostcall_bytes: 1024 * 1024,
             table_elements: 20_000,
-            instances: 32,
+            instances: 64,
             pooled_instances: 256,
             resource_handles: 10_000,
             response_bytes: 8 * 1024 * 1024,
