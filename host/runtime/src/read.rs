@@ -37,12 +37,13 @@ impl Runtime {
         options: CallOptions,
     ) -> Result<Page, CallError> {
         let (started, mut seen) = (Instant::now(), None);
-        let operation = format!("read {stream}");
-        let span = call_span("read", connection, &operation);
+        // The stream names no metric series or span: callers name it, so
+        // its values are unbounded.
+        let span = call_span("read", connection, "read");
         let call = self.read_on(connection, stream, cursor, options, &mut seen);
         let result = traced(span, call).await;
         let m = &self.metrics;
-        m.record_call(seen.as_deref(), connection, &operation, started, &result);
+        m.record_call(seen.as_deref(), connection, "read", started, &result);
         result
     }
 
