@@ -3,8 +3,9 @@
 //! per-call latency on a running host's runtime.
 //! - Connector `echo`: `examples/js-echo`, built with ComponentizeJS (`npm ci
 //!   && npm run build` there), against the `echo` test connector.
-//! - Transform `apply` of one contact: `examples/py-person`, built with
-//!   componentize-py (`./build.sh` there), against the Rust transform
+//! - Transform `apply` of one contact: `examples/js-person` (ComponentizeJS)
+//!   and `examples/py-person`, built with componentize-py (`./build.sh`
+//!   there), against the Rust transform
 //!   `junction plugin new --kind transform` writes (same mapping), which
 //!   this bench scaffolds and builds.
 //!
@@ -67,6 +68,12 @@ fn main() {
             "transform in rust (junction plugin new --kind transform)",
             "rs-person",
             rust_person(),
+            Call::Apply(contact),
+        ),
+        (
+            "transform in javascript (examples/js-person)",
+            "js-person",
+            built("js-person", "npm ci && npm run build"),
             Call::Apply(contact),
         ),
         (

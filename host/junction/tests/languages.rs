@@ -1,9 +1,10 @@
 #![allow(clippy::expect_used)]
 
 //! Plugins in other languages than Rust, built by `.ci/run` with their own
-//! toolchains: the JavaScript example connector (`examples/js-echo`, built
-//! with ComponentizeJS) and the Python example transform
-//! (`examples/py-person`, built with componentize-py) pass the cases of the
+//! toolchains: the JavaScript example connector and transform
+//! (`examples/js-echo`, `examples/js-person`, built with ComponentizeJS) and
+//! the Python example transform (`examples/py-person`, built with
+//! componentize-py) pass the cases of the
 //! Rust connector and transform `junction plugin new` writes, through
 //! `junction plugin test` (the host's upload checks, limits and engine).
 
@@ -53,6 +54,15 @@ fn the_javascript_connector_passes_its_cases_on_the_host() {
 #[test]
 fn the_python_transform_passes_its_cases_on_the_host() {
     let Some(said) = plugin_test("py-person", "py-person.wasm", "./build.sh") else {
+        return;
+    };
+    assert!(said.contains("ok    a contact becomes a person"), "{said}");
+    assert!(said.contains("3 passed, 0 failed"), "{said}");
+}
+
+#[test]
+fn the_javascript_transform_passes_its_cases_on_the_host() {
+    let Some(said) = plugin_test("js-person", "js-person.wasm", "npm ci && npm run build") else {
         return;
     };
     assert!(said.contains("ok    a contact becomes a person"), "{said}");
