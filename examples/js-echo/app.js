@@ -1,72 +1,70 @@
-// A connector written in JavaScript: the same `ping` and `echo` as the Rust
-// connector `junction plugin new` writes, built into a WebAssembly component
-// by ComponentizeJS (`npm ci && npm run build`). The exports are the
-// `connector` world of junction:plugin@0.1.0 (wit/plugin.wit); an error is
-// thrown as `{ tag, val }`, the WIT `error` variant.
+// A connector written in JavaScript with the SDK in sdk/js: the `ping` and
+// `echo` of the Rust connector `junction plugin new` writes, plus `get-thing`,
+// one GET through the SDK's HTTP helper (the host adds credentials and
+// enforces the connection's allowed hosts), and a `things` stream. Built into
+// a WebAssembly component of the `connector` world of junction:plugin@0.1.0
+// by ComponentizeJS (`npm ci && npm run build`).
 
-const schema = (properties, required) =>
-  JSON.stringify({ type: "object", properties, required, additionalProperties: false });
+import { connector, InvalidInput, setting } from "./junction.js";
+import { request } from "./junction-http.js";
 
-const operation = (name, description, input) => ({
-  name,
-  description,
-  inputSchema: input,
-  outputSchema: '{"type":"object"}',
-  idempotent: true,
-  undo: undefined,
+export const { info, check, invoke, read, handleWebhook } = connector({
+  name: "js-echo",
+  version: "0.1.0",
+  description: "Echo connector in JavaScript: ping, echo and a read over HTTP",
+  config: { type: "object", properties: { base_url: { type: "string" } } },
+  operations: {
+    ping: {
+      description: "Answers pong",
+      input: { type: "object", properties: {}, additionalProperties: false },
+      output: { type: "object" },
+      idempotent: true,
+      run: () => ({ pong: true }),
+    },
+    echo: {
+      description: "Returns its message, repeated",
+      input: {
+        type: "object",
+        properties: { message: { type: "string" }, times: { type: "integer", minimum: 1, maximum: 10 } },
+        required: ["message"],
+        additionalProperties: false,
+      },
+      output: { type: "object" },
+      idempotent: true,
+      run: ({ message, times = 1 }) => {
+        if (!Number.isInteger(times) || times < 1 || times > 10) {
+          throw new InvalidInput(`\`times\` must be 1 to 10, not ${times}`);
+        }
+        return { message: Array(times).fill(message).join(" ") };
+      },
+    },
+    "get-thing": {
+      description: "Reads one thing: GET {base_url}/things/{id}",
+      input: {
+        type: "object",
+        properties: { id: { type: "string", minLength: 1 } },
+        required: ["id"],
+        additionalProperties: false,
+      },
+      output: { type: "object" },
+      idempotent: true,
+      run: ({ id }) => request("GET", `${baseUrl()}/things/${encodeURIComponent(id)}`).ok().json(),
+    },
+  },
+  streams: {
+    // GET {base_url}/things?after=CURSOR: `{ things: [...], next: "..." }`.
+    things: (cursor) => {
+      const query = cursor === undefined ? "" : `?after=${encodeURIComponent(cursor)}`;
+      const page = request("GET", `${baseUrl()}/things${query}`).ok().json();
+      return { records: page.things ?? [], next: page.next ?? undefined };
+    },
+  },
 });
 
-export function info() {
-  return {
-    name: "js-echo",
-    version: "0.1.0",
-    description: "Echo connector in JavaScript: ping and echo",
-    operations: [
-      operation("ping", "Answers pong", schema({}, [])),
-      operation(
-        "echo",
-        "Returns its message, repeated",
-        schema({ message: { type: "string" }, times: { type: "integer", minimum: 1, maximum: 10 } }, ["message"]),
-      ),
-    ],
-    triggers: [],
-    configSchema: '{"type":"object"}',
-  };
-}
-
-const invalid = (message) => ({ tag: "invalid-input", val: message });
-
-export function check(_ctx) {}
-
-export function invoke(_ctx, operation, input) {
-  let parsed;
-  try {
-    parsed = JSON.parse(input);
-  } catch (e) {
-    throw invalid(`the input is not JSON: ${e}`);
+function baseUrl() {
+  const url = setting("base_url");
+  if (url === undefined) {
+    throw new InvalidInput("the connection has no `base_url` setting");
   }
-  switch (operation) {
-    case "ping":
-      return JSON.stringify({ pong: true });
-    case "echo": {
-      if (typeof parsed.message !== "string") {
-        throw invalid("missing field `message`");
-      }
-      const times = parsed.times ?? 1;
-      if (!Number.isInteger(times) || times < 1 || times > 10) {
-        throw invalid(`\`times\` must be 1 to 10, not ${times}`);
-      }
-      return JSON.stringify({ message: Array(times).fill(parsed.message).join(" ") });
-    }
-    default:
-      throw invalid(`unknown operation \`${operation}\`; this connector offers: ping, echo`);
-  }
-}
-
-export function read(_ctx, stream, _cursor) {
-  throw invalid(`unknown stream \`${stream}\`; this connector has none`);
-}
-
-export function handleWebhook(_ctx, _request) {
-  return [];
+  return url.replace(/\/+$/, "");
 }

@@ -9,4 +9,4 @@ cd "$(dirname "$0")"
 mkdir -p target
 [ -x target/venv/bin/componentize-py ] || { python3 -m venv target/venv && target/venv/bin/pip install -q -r requirements.txt; }
 rm -rf target/wit && cp -r ../../wit target/wit
-target/venv/bin/componentize-py -d target/wit -w transform componentize --stub-wasi app -o target/py-person.wasm
+target/venv/bin/componentize-py -d target/wit -w transform componentize --stub-wasi -p . -p ../../sdk/python app -o target/py-person.wasm
