@@ -1,6 +1,7 @@
 //! Builds the plugins Junction ships (the `plugins/` workspace) so that
 //! `junction demo` and the tests can load them, and embeds the SDK's sources
-//! and the WIT, so that `junction plugin new` works without a checkout.
+//! (Rust, JavaScript and Python) and the WIT, so that `junction plugin new`
+//! works without a checkout.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -76,7 +77,7 @@ fn embed_sdk() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let repo = repo.canonicalize().unwrap_or(repo);
     let mut files = Vec::new();
-    for dir in ["sdk/src", "wit"] {
+    for dir in ["sdk/src", "sdk/js", "sdk/python", "wit"] {
         println!("cargo:rerun-if-changed={}", repo.join(dir).display());
         collect(&repo, &repo.join(dir), &mut files);
     }
@@ -113,6 +114,10 @@ fn collect(repo: &Path, dir: &Path, files: &mut Vec<(String, String)>) {
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
+            // Python's bytecode cache is not a source.
+            if path.file_name().is_some_and(|n| n == "__pycache__") {
+                continue;
+            }
             collect(repo, &path, files);
         } else if let Ok(relative) = path.strip_prefix(repo) {
             let relative = relative.to_string_lossy().replace('\\', "/");

@@ -13,7 +13,7 @@ use junction_registry::{Manifest, Package, SigningKey};
 use serde_json::Value;
 
 use super::plugin_crate::{build, built_component, crate_manifest, refuse_stale};
-use super::{DeadLetterCommand, FlowCommand, Kind, PluginCommand, Remote, RunCommand};
+use super::{DeadLetterCommand, FlowCommand, Kind, Lang, PluginCommand, Remote, RunCommand};
 
 pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
     match command {
@@ -21,6 +21,7 @@ pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
         PluginCommand::New {
             name,
             kind,
+            lang,
             dir,
             sdk_path,
         } => {
@@ -29,30 +30,22 @@ pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
                 Kind::Connector => scaffold::Kind::Connector,
                 Kind::Transform => scaffold::Kind::Transform,
             };
-            let sdk = match sdk_path {
-                Some(path) => scaffold::SdkSource::Path(
-                    std::fs::canonicalize(&path)
-                        .with_context(|| format!("finding {}", path.display()))?,
-                ),
-                None => {
-                    let root = scaffold::sdk::default_dir().context(
-                        "no place for the SDK: set JUNCTION_SDK_DIR (or HOME), or pass --sdk-path",
-                    )?;
-                    let sdk = scaffold::sdk::install(&root)?;
-                    println!(
-                        "junction-sdk {} (carried by this binary) at {}",
-                        scaffold::sdk::VERSION,
-                        sdk.display()
-                    );
-                    scaffold::SdkSource::Path(sdk)
-                }
+            let (lang, build) = match lang {
+                Lang::Rust => return new_crate(kind, &name, &dir, sdk_path),
+                Lang::Js => (scaffold::Lang::Js, "npm install && npm run build"),
+                Lang::Python => (scaffold::Lang::Python, "./build.sh"),
             };
-            let files = scaffold::new_plugin(kind, &name, &dir, sdk)?;
-            for file in files {
+            if sdk_path.is_some() {
+                bail!(
+                    "--sdk-path is for Rust crates; a JavaScript or Python plugin gets its SDK \
+                     file written beside it"
+                );
+            }
+            for file in scaffold::new_script_plugin(lang, kind, &name, &dir)? {
                 println!("created {}", file.display());
             }
             println!(
-                "\nnext: cd {} && junction plugin build && junction plugin pack",
+                "\nnext: cd {} && {build} && junction plugin test && junction plugin pack",
                 dir.display()
             );
             Ok(())
@@ -264,6 +257,42 @@ async fn inspect(file: &Path) -> anyhow::Result<()> {
         } else {
             "a bare component: pack it with plugin.toml to upload it"
         }
+    );
+    Ok(())
+}
+
+/// `junction plugin new --lang rust`: a crate using the SDK at `sdk_path`,
+/// else the one this binary carries (written to its per-user directory).
+fn new_crate(
+    kind: scaffold::Kind,
+    name: &str,
+    dir: &Path,
+    sdk_path: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let sdk = match sdk_path {
+        Some(path) => scaffold::SdkSource::Path(
+            std::fs::canonicalize(&path).with_context(|| format!("finding {}", path.display()))?,
+        ),
+        None => {
+            let root = scaffold::sdk::default_dir().context(
+                "no place for the SDK: set JUNCTION_SDK_DIR (or HOME), or pass --sdk-path",
+            )?;
+            let sdk = scaffold::sdk::install(&root)?;
+            println!(
+                "junction-sdk {} (carried by this binary) at {}",
+                scaffold::sdk::VERSION,
+                sdk.display()
+            );
+            scaffold::SdkSource::Path(sdk)
+        }
+    };
+    let files = scaffold::new_plugin(kind, name, dir, sdk)?;
+    for file in files {
+        println!("created {}", file.display());
+    }
+    println!(
+        "\nnext: cd {} && junction plugin build && junction plugin pack",
+        dir.display()
     );
     Ok(())
 }

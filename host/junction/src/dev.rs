@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use junction_registry::{Manifest, Package};
 
 use super::Remote;
-use super::plugin_crate::{build, built_component, crate_manifest, source_files};
+use super::plugin_crate::{Project, build, built_component, crate_manifest, source_files};
 
 /// How often the crate is looked at.
 const POLL: Duration = Duration::from_millis(300);
@@ -27,6 +27,14 @@ pub(super) async fn dev(
     token: Option<String>,
     once: bool,
 ) -> anyhow::Result<()> {
+    if Project::of(&dir) != Project::Crate {
+        // Each swap is a new version, which a Rust build takes from the
+        // environment; a JavaScript or Python plugin carries its own in its app.
+        bail!(
+            "junction dev watches Rust plugin crates; for a JavaScript or Python plugin run \
+             `junction plugin build && junction plugin pack` and `junction plugin push PACKAGE --activate`"
+        );
+    }
     let (remote, _local) = match url {
         Some(url) => {
             let token = token.context("a host's URL needs its token: --token or JUNCTION_TOKEN")?;

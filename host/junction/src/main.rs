@@ -262,6 +262,9 @@ enum PluginCommand {
         /// What the plugin is.
         #[arg(long, value_enum, default_value = "connector")]
         kind: Kind,
+        /// The language it is written in.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: Lang,
         /// Directory to create (default: ./NAME).
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -362,6 +365,16 @@ enum PluginCommand {
 enum Kind {
     Connector,
     Transform,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Lang {
+    /// A Rust crate using junction-sdk.
+    Rust,
+    /// JavaScript, built by ComponentizeJS (npm).
+    Js,
+    /// Python, built by componentize-py (PyPI); transforms only.
+    Python,
 }
 
 /// Where the host is and who we are.

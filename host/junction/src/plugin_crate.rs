@@ -1,5 +1,7 @@
 //! The plugin crate on disk: building it for wasm32-wasip2, what cargo
 //! says of it, its manifest with the crate's one version, and its sources.
+//! A plugin in JavaScript (`package.json`) or Python (`build.sh`) is built
+//! by its own script into `target/NAME.wasm`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,7 +33,73 @@ fn wasm_target_installed(dir: &Path) -> bool {
         .is_dir()
 }
 
+/// How the plugin in a directory is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Project {
+    /// A Rust crate (`Cargo.toml`), built by cargo.
+    Crate,
+    /// JavaScript (`package.json`), built by `npm run build`.
+    Npm,
+    /// Python (`build.sh`), built by its script.
+    Script,
+}
+
+impl Project {
+    pub(super) fn of(dir: &Path) -> Self {
+        if dir.join("Cargo.toml").is_file() {
+            Project::Crate
+        } else if dir.join("package.json").is_file() {
+            Project::Npm
+        } else if dir.join("build.sh").is_file() {
+            Project::Script
+        } else {
+            // Its errors name what is missing.
+            Project::Crate
+        }
+    }
+}
+
+/// Runs the build script of a JavaScript or Python plugin in `dir`.
+fn build_script(dir: &Path, project: Project) -> anyhow::Result<()> {
+    let (mut command, what) = match project {
+        Project::Npm => {
+            if !dir.join("node_modules").is_dir() {
+                let status = Command::new("npm")
+                    .current_dir(dir)
+                    .args(["install", "--no-audit", "--no-fund"])
+                    .status()
+                    .context("running npm: install Node.js 20 or later and npm")?;
+                if !status.success() {
+                    bail!("npm install failed ({status}); npm's errors are above");
+                }
+            }
+            let mut npm = Command::new("npm");
+            npm.args(["run", "build"]);
+            (npm, "npm run build")
+        }
+        _ => {
+            let mut bash = Command::new("bash");
+            bash.arg("build.sh");
+            (bash, "./build.sh")
+        }
+    };
+    let status = command
+        .current_dir(dir)
+        .status()
+        .with_context(|| format!("running {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status}); its errors are above");
+    }
+    Ok(())
+}
+
 pub(super) fn build(dir: &Path, version: Option<&str>) -> anyhow::Result<()> {
+    let project = Project::of(dir);
+    if project != Project::Crate {
+        build_script(dir, project)?;
+        println!("built {}", built_component(dir)?.display());
+        return Ok(());
+    }
     let mut cargo = cargo_command(dir);
     if let Some(version) = version {
         // The SDK's export macros report it as the plugin's version.
@@ -135,8 +203,28 @@ fn with_crate_version(text: &str, version: &str) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// The component cargo built for the crate in `dir`.
+/// The component cargo built for the crate in `dir`, or the build script
+/// of a JavaScript or Python plugin (`target/NAME.wasm`).
 pub(super) fn built_component(dir: &Path) -> anyhow::Result<PathBuf> {
+    let project = Project::of(dir);
+    if project != Project::Crate {
+        let (_, manifest) = crate_manifest(dir)?;
+        let path = dir
+            .join("target")
+            .join(format!("{}.wasm", manifest.plugin.name));
+        if !path.is_file() {
+            let build = if project == Project::Npm {
+                "npm run build"
+            } else {
+                "./build.sh"
+            };
+            bail!(
+                "{} does not exist; build it first (`{build}`, or `junction plugin build`)",
+                path.display()
+            );
+        }
+        return Ok(path);
+    }
     let (package, target_dir) = crate_metadata(dir)?;
     let lib = package["targets"]
         .as_array()
@@ -166,7 +254,12 @@ pub(super) fn built_component(dir: &Path) -> anyhow::Result<PathBuf> {
 pub(super) fn refuse_stale(dir: &Path, wasm: &Path) -> anyhow::Result<()> {
     let built = std::fs::metadata(wasm)?.modified()?;
     // `plugin.toml` is not an input of the build: it is checked against the component below.
-    for (path, meta) in source_files(dir, &["Cargo.toml"])? {
+    let top: &[&str] = match Project::of(dir) {
+        Project::Crate => &["Cargo.toml"],
+        Project::Npm => &["package.json"],
+        Project::Script => &["build.sh"],
+    };
+    for (path, meta) in source_files(dir, top)? {
         if meta.modified()? > built {
             bail!(
                 "{} is older than {}: run `junction plugin build` first",
@@ -179,8 +272,9 @@ pub(super) fn refuse_stale(dir: &Path, wasm: &Path) -> anyhow::Result<()> {
 }
 
 /// The files of the plugin crate in `dir` that its build or package reads:
-/// everything under `src/` and each of `top` (which must exist), with their
-/// metadata, sorted by path.
+/// everything under `src/`, each of `top` (which must exist) and, for a
+/// JavaScript or Python plugin, its own `.js` and `.py` files beside them,
+/// with their metadata, sorted by path.
 pub(super) fn source_files(
     dir: &Path,
     top: &[&str],
@@ -192,6 +286,17 @@ pub(super) fn source_files(
             format!("{} is not a plugin crate: it has no {file}", dir.display())
         })?;
         files.push((path, meta));
+    }
+    if Project::of(dir) != Project::Crate {
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            let path = entry.path();
+            if path
+                .extension()
+                .is_some_and(|e| e == "js" || e == "mjs" || e == "py")
+            {
+                files.push((path, entry.metadata()?));
+            }
+        }
     }
     let mut pending = vec![dir.join("src")];
     while let Some(next) = pending.pop() {

@@ -22,8 +22,11 @@ use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
+mod script;
 pub mod sdk;
 mod templates;
+
+pub use script::Lang;
 
 use templates::{
     CARGO_TOML, CONNECTOR_CASES, CONNECTOR_LIB, PLUGIN_TOML, README, TRANSFORM_CASES, TRANSFORM_LIB,
@@ -145,6 +148,14 @@ pub enum ScaffoldError {
     /// [`SdkSource::Path`] cannot be written into `Cargo.toml`.
     #[error("the SDK path {} is not valid UTF-8", .0.display())]
     NonUtf8Path(PathBuf),
+    /// componentize-py cannot build the connector world.
+    #[error(
+        "a Python connector cannot be built yet: componentize-py 0.25.1 cannot link the connector \
+         world (its export `read` collides with libc's `read`, and `--stub-wasi` collides with \
+         the world's wasi:http import); write the connector in Rust or JavaScript \
+         (`--lang js`), or a Python transform (`--kind transform`)"
+    )]
+    PythonConnector,
     /// Reading the target directory or writing a file failed.
     #[error("{action} {}", path.display())]
     Io {
@@ -174,7 +185,33 @@ pub fn new_plugin(
 ) -> Result<Vec<PathBuf>, ScaffoldError> {
     check_name(name)?;
     let sdk = sdk_dependency(&sdk, kind)?;
-    let files = render(kind, name, &sdk);
+    let files = render(kind, name, &sdk)
+        .into_iter()
+        .map(|(path, text)| (path.to_string(), text.into_bytes()))
+        .collect();
+    write_new(dir, files)
+}
+
+/// Writes a new `kind` plugin called `name` in `lang` into `dir`, which
+/// must not exist or be empty, and returns the files written: the app, the
+/// SDK file of the language and the WIT (as this binary carries them), its
+/// build (`package.json` or `build.sh`), `plugin.toml`, `tests/cases.toml`
+/// and a README. A connector offers `ping` and `echo`, a transform maps a
+/// contact to a person, as in Rust.
+pub fn new_script_plugin(
+    lang: Lang,
+    kind: Kind,
+    name: &str,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, ScaffoldError> {
+    check_name(name)?;
+    let files = script::render(lang, kind, name)?;
+    write_new(dir, files)
+}
+
+/// Writes `files` (path under `dir`, contents) into `dir`, which must not
+/// exist or be empty; a `.sh` file is made executable.
+fn write_new(dir: &Path, files: Vec<(String, Vec<u8>)>) -> Result<Vec<PathBuf>, ScaffoldError> {
     ensure_empty_dir(dir)?;
     let mut written = Vec::with_capacity(files.len());
     for (relative, contents) in files {
@@ -182,13 +219,16 @@ pub fn new_plugin(
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(io_error("creating", parent))?;
         }
+        let mut options = fs::OpenOptions::new();
         // `create_new`: never overwrite, even if something appeared meanwhile.
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io_error("creating", &path))?;
-        file.write_all(contents.as_bytes())
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        if path.extension().is_some_and(|e| e == "sh") {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o755);
+        }
+        let mut file = options.open(&path).map_err(io_error("creating", &path))?;
+        file.write_all(&contents)
             .map_err(io_error("writing", &path))?;
         written.push(path);
     }
