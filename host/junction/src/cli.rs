@@ -30,24 +30,28 @@ pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
                 Kind::Connector => scaffold::Kind::Connector,
                 Kind::Transform => scaffold::Kind::Transform,
             };
-            let (lang, build) = match lang {
-                Lang::Rust => return new_crate(kind, &name, &dir, sdk_path),
-                Lang::Js => (scaffold::Lang::Js, "npm install && npm run build"),
-                Lang::Python => (scaffold::Lang::Python, "./build.sh"),
-            };
-            if sdk_path.is_some() {
-                bail!(
+            let (files, next) = match lang {
+                Lang::Rust => (
+                    new_crate(kind, &name, &dir, sdk_path)?,
+                    "junction plugin build && junction plugin pack",
+                ),
+                Lang::Js | Lang::Python if sdk_path.is_some() => bail!(
                     "--sdk-path is for Rust crates; a JavaScript or Python plugin gets its SDK \
                      file written beside it"
-                );
-            }
-            for file in scaffold::new_script_plugin(lang, kind, &name, &dir)? {
+                ),
+                Lang::Js => (
+                    scaffold::new_script_plugin(scaffold::Lang::Js, kind, &name, &dir)?,
+                    "npm install && npm run build && junction plugin test && junction plugin pack",
+                ),
+                Lang::Python => (
+                    scaffold::new_script_plugin(scaffold::Lang::Python, kind, &name, &dir)?,
+                    "./build.sh && junction plugin test && junction plugin pack",
+                ),
+            };
+            for file in files {
                 println!("created {}", file.display());
             }
-            println!(
-                "\nnext: cd {} && {build} && junction plugin test && junction plugin pack",
-                dir.display()
-            );
+            println!("\nnext: cd {} && {next}", dir.display());
             Ok(())
         }
         PluginCommand::Build { dir } => build(&dir, None),
@@ -262,13 +266,14 @@ async fn inspect(file: &Path) -> anyhow::Result<()> {
 }
 
 /// `junction plugin new --lang rust`: a crate using the SDK at `sdk_path`,
-/// else the one this binary carries (written to its per-user directory).
+/// else the one this binary carries (written to its per-user directory);
+/// the files written.
 fn new_crate(
     kind: scaffold::Kind,
     name: &str,
     dir: &Path,
     sdk_path: Option<PathBuf>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<PathBuf>> {
     let sdk = match sdk_path {
         Some(path) => scaffold::SdkSource::Path(
             std::fs::canonicalize(&path).with_context(|| format!("finding {}", path.display()))?,
@@ -286,15 +291,7 @@ fn new_crate(
             scaffold::SdkSource::Path(sdk)
         }
     };
-    let files = scaffold::new_plugin(kind, name, dir, sdk)?;
-    for file in files {
-        println!("created {}", file.display());
-    }
-    println!(
-        "\nnext: cd {} && junction plugin build && junction plugin pack",
-        dir.display()
-    );
-    Ok(())
+    Ok(scaffold::new_plugin(kind, name, dir, sdk)?)
 }
 
 async fn pack(dir: &Path, wasm: Option<PathBuf>, out: Option<PathBuf>) -> anyhow::Result<()> {

@@ -57,11 +57,29 @@ impl Project {
             Project::Crate
         }
     }
+
+    /// The file that says how it is built, which a build always reads.
+    fn build_file(self) -> &'static str {
+        match self {
+            Project::Crate => "Cargo.toml",
+            Project::Npm => "package.json",
+            Project::Script => "build.sh",
+        }
+    }
+
+    /// What builds it, as the author would type it.
+    fn build_command(self) -> &'static str {
+        match self {
+            Project::Crate => "junction plugin build",
+            Project::Npm => "npm run build",
+            Project::Script => "./build.sh",
+        }
+    }
 }
 
 /// Runs the build script of a JavaScript or Python plugin in `dir`.
 fn build_script(dir: &Path, project: Project) -> anyhow::Result<()> {
-    let (mut command, what) = match project {
+    let mut command = match project {
         Project::Npm => {
             if !dir.join("node_modules").is_dir() {
                 let status = Command::new("npm")
@@ -75,14 +93,15 @@ fn build_script(dir: &Path, project: Project) -> anyhow::Result<()> {
             }
             let mut npm = Command::new("npm");
             npm.args(["run", "build"]);
-            (npm, "npm run build")
+            npm
         }
         _ => {
             let mut bash = Command::new("bash");
-            bash.arg("build.sh");
-            (bash, "./build.sh")
+            bash.arg(project.build_file());
+            bash
         }
     };
+    let what = project.build_command();
     let status = command
         .current_dir(dir)
         .status()
@@ -213,14 +232,10 @@ pub(super) fn built_component(dir: &Path) -> anyhow::Result<PathBuf> {
             .join("target")
             .join(format!("{}.wasm", manifest.plugin.name));
         if !path.is_file() {
-            let build = if project == Project::Npm {
-                "npm run build"
-            } else {
-                "./build.sh"
-            };
             bail!(
-                "{} does not exist; build it first (`{build}`, or `junction plugin build`)",
-                path.display()
+                "{} does not exist; build it first (`{}`, or `junction plugin build`)",
+                path.display(),
+                project.build_command()
             );
         }
         return Ok(path);
@@ -254,12 +269,7 @@ pub(super) fn built_component(dir: &Path) -> anyhow::Result<PathBuf> {
 pub(super) fn refuse_stale(dir: &Path, wasm: &Path) -> anyhow::Result<()> {
     let built = std::fs::metadata(wasm)?.modified()?;
     // `plugin.toml` is not an input of the build: it is checked against the component below.
-    let top: &[&str] = match Project::of(dir) {
-        Project::Crate => &["Cargo.toml"],
-        Project::Npm => &["package.json"],
-        Project::Script => &["build.sh"],
-    };
-    for (path, meta) in source_files(dir, top)? {
+    for (path, meta) in source_files(dir, &[Project::of(dir).build_file()])? {
         if meta.modified()? > built {
             bail!(
                 "{} is older than {}: run `junction plugin build` first",
