@@ -96,20 +96,8 @@ impl Store {
 
     /// Appends an audit record.
     pub async fn audit(&self, record: Record<'_>) -> Result<()> {
-        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        sqlx::query(
-            "INSERT INTO audit (at, actor, action, target, digest, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(at)
-        .bind(record.actor)
-        .bind(record.action)
-        .bind(record.target)
-        .bind(record.digest)
-        .bind(record.outcome.as_str())
-        .bind(record.detail)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        insert(&mut conn, &record).await
     }
 
     /// The newest `limit` records (optionally of one action), newest first.
@@ -139,4 +127,23 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// Appends `record` on `conn` (a connection, or a transaction whose change
+/// it describes).
+pub(crate) async fn insert(conn: &mut sqlx::AnyConnection, record: &Record<'_>) -> Result<()> {
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    sqlx::query(
+        "INSERT INTO audit (at, actor, action, target, digest, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(at)
+    .bind(record.actor)
+    .bind(record.action)
+    .bind(record.target)
+    .bind(record.digest)
+    .bind(record.outcome.as_str())
+    .bind(record.detail)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -36,6 +36,7 @@ mod connections;
 mod dead_letters;
 pub mod events;
 mod flows;
+mod governance;
 pub mod idempotency;
 mod kpis;
 mod kv;
@@ -59,6 +60,7 @@ pub use events::{CloudEvent, Cursor, EventRow};
 pub use flows::{
     DeployOutcome, FlowRow, FlowSource, FlowVersionRow, NewFlowVersion, ScheduleUpdate,
 };
+pub use governance::{GovernanceRow, NewXref, XrefRow};
 pub use kpis::{CompletedStepRow, KpiRunRow, KpiStepRow, TouchRow};
 pub use kv::{KvOverQuota, KvQuota, KvUsage};
 pub use packages::StoredVersion;

@@ -99,6 +99,16 @@ pub enum RunWrite<'a> {
         /// When.
         now: i64,
     },
+    /// A step's output named the record of an entity in a system: the id
+    /// map (`xrefs`) is written with the step's completion.
+    Xref {
+        /// The run's flow.
+        flow: &'a str,
+        /// What was recorded.
+        xref: crate::NewXref,
+        /// When.
+        now: i64,
+    },
     /// A step completed.
     CompleteStep {
         /// The step.
@@ -202,6 +212,15 @@ impl RunWrite<'_> {
                 .bind(now)
                 .bind(run_id)
                 .bind(step),
+            RunWrite::Xref { flow, xref, now } => Statement::new(crate::governance::UPSERT_XREF)
+                .bind(xref.entity)
+                .bind(xref.key)
+                .bind(xref.system)
+                .bind(xref.id)
+                .bind(run_id.to_string())
+                .bind(flow.to_string())
+                .bind("run")
+                .bind(now),
             RunWrite::CompleteStep { step, output, now } => Statement::new("UPDATE run_steps SET status = 'completed', output = $1, finished_at = $2 WHERE run_id = $3 AND step_id = $4")
                 .bind(output)
                 .bind(now)
