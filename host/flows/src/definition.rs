@@ -29,7 +29,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::governance::Writes;
 use super::kpi::KpiDef;
+use super::xref::{self, Lookup, RecordDef};
 use super::{graph, jq};
 use junction_registry::World;
 use junction_runtime::Runtime;
@@ -119,7 +121,7 @@ impl Trigger {
     }
 }
 
-/// One step: exactly one of `connection` + `operation`, `transform`, `map`, `wait`.
+/// One step: exactly one of `connection` + `operation`, `transform`, `map`, `wait`, `lookup`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepDef {
@@ -164,6 +166,16 @@ pub struct StepDef {
     /// What undoes this step when a later one fails for good.
     #[serde(default)]
     pub compensate: Option<Compensate>,
+    /// The canonical entity and fields the step writes, held to the
+    /// governance document (see `governance`).
+    #[serde(default)]
+    pub writes: Option<Writes>,
+    /// The ids its output gives entities, for the id map (see `xref`).
+    #[serde(default, deserialize_with = "xref::one_or_many")]
+    pub record: Vec<RecordDef>,
+    /// Read the id map instead of calling anything.
+    #[serde(default)]
+    pub lookup: Option<Lookup>,
 }
 
 /// A step's retry policy: up to `attempts` calls in all, waiting
@@ -309,6 +321,8 @@ pub enum Action<'a> {
     Map(&'a str),
     /// A wait for a signal.
     Wait(&'a Wait),
+    /// A read of the id map.
+    Lookup(&'a Lookup),
 }
 
 impl StepDef {
@@ -320,14 +334,16 @@ impl StepDef {
             &self.transform,
             &self.map,
             &self.wait,
+            &self.lookup,
         ) {
-            (Some(c), Some(o), None, None, None) => Some(Action::Invoke {
+            (Some(c), Some(o), None, None, None, None) => Some(Action::Invoke {
                 connection: c,
                 operation: o,
             }),
-            (None, None, Some(t), None, None) => Some(Action::Transform(t)),
-            (None, None, None, Some(m), None) => Some(Action::Map(m)),
-            (None, None, None, None, Some(w)) => Some(Action::Wait(w)),
+            (None, None, Some(t), None, None, None) => Some(Action::Transform(t)),
+            (None, None, None, Some(m), None, None) => Some(Action::Map(m)),
+            (None, None, None, None, Some(w), None) => Some(Action::Wait(w)),
+            (None, None, None, None, None, Some(l)) => Some(Action::Lookup(l)),
             _ => None,
         }
     }
@@ -497,6 +513,23 @@ pub async fn validate(runtime: &Runtime, name: &str, source: &str) -> Result<Flo
                 }
             }
         }
+        for r in &step.record {
+            check_expr("record.key", &r.key, true);
+            check_expr("record.id", &r.id, true);
+        }
+        let lookup = step.lookup.as_ref();
+        for code in [
+            lookup.and_then(|l| l.key.as_ref()),
+            lookup.and_then(|l| l.id.as_ref()),
+        ] {
+            code.inspect(|code| check_expr("lookup", code, true));
+        }
+        if let Some(code) = step.writes.as_ref().and_then(|w| w.fields_from.as_ref()) {
+            check_expr("writes.fields_from", code, true);
+        }
+        problems.extend(super::governance::writes_problems(&at, &def, step));
+        let connection = step.connection.as_deref();
+        problems.extend(xref::problems(&at, connection, &step.record, lookup));
         if step.retry.attempts == 0 {
             problems.push(format!("{at}: retry.attempts: must be at least 1"));
         }
@@ -508,8 +541,15 @@ pub async fn validate(runtime: &Runtime, name: &str, source: &str) -> Result<Flo
         }
         match step.action() {
             None => problems.push(format!(
-                "{at}: a step needs exactly one of `connection` with `operation`, `transform`, `map` or `wait`"
+                "{at}: a step needs exactly one of `connection` with `operation`, `transform`, `map`, `wait` or `lookup`"
             )),
+            Some(Action::Lookup(_)) => {
+                if step.input.is_some() || step.compensate.is_some() {
+                    problems.push(format!(
+                        "{at}: a `lookup` step reads the run context; it takes no `input` or `compensate`"
+                    ));
+                }
+            }
             Some(Action::Wait(wait)) => {
                 if !valid_signal(&wait.signal) {
                     problems.push(format!(

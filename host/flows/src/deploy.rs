@@ -42,6 +42,7 @@ impl Flows {
             .await
             .map_err(FlowError::Invalid)?;
         self.check_kpi_measures(name, &def).await?;
+        self.check_ownership(&def).await?;
         if matches!(def.trigger, Trigger::Stream { .. }) && !self.streams.enabled() {
             return Err(FlowError::Invalid(
                 "trigger: a `stream` trigger needs NATS: set `[events] nats_url` in the host's configuration".into(),

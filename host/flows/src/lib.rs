@@ -26,6 +26,7 @@ pub mod definition;
 mod deploy;
 pub mod events;
 mod exec;
+pub mod governance;
 mod graph;
 pub mod jq;
 pub mod kpi;
@@ -35,6 +36,7 @@ mod schedules;
 mod step;
 mod stream;
 mod wait;
+pub mod xref;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,8 +51,10 @@ pub use circuit::CircuitView;
 pub use config::FlowSettings;
 pub use definition::{Deliver, FlowDef, Trigger};
 pub use events::EventSettings;
+pub use governance::{Conflict, GovernanceDeployed, GovernanceDoc, GovernanceView};
 pub use kpi::KpiReport;
 pub use wait::{SignalView, WaitingView};
+pub use xref::{XrefId, XrefView};
 
 /// Why a flow request failed.
 #[derive(Debug, thiserror::Error)]
@@ -303,6 +307,8 @@ pub struct Flows {
     committer: std::sync::OnceLock<store::commit::GroupCommitter>,
     circuits: circuit::Circuits,
     streams: stream::Streams,
+    /// The governance version last read, parsed.
+    owners: std::sync::Mutex<Option<Arc<governance::Owners>>>,
 }
 
 impl Flows {
@@ -316,6 +322,7 @@ impl Flows {
             committer: std::sync::OnceLock::new(),
             circuits: circuit::Circuits::default(),
             streams: stream::Streams::default(),
+            owners: std::sync::Mutex::new(None),
         })
     }
 

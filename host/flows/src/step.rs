@@ -9,7 +9,7 @@ use super::branches::MAX_BRANCHES;
 use super::definition::{Action, FlowDef, Retry, StepDef};
 use super::exec::{Failure, Next, RunRow, StepRow, backoff, classify, error_entry, lease_held};
 use super::graph::Graph;
-use super::{FlowError, Flows, Result, StepError, jq, now_ms};
+use super::{FlowError, Flows, Result, StepError, jq, now_ms, xref};
 use junction_runtime::runtime::CallOptions;
 use junction_store::events::types;
 use junction_store::{AfterFailure, CloudEvent, NewDeadLetter, RunWrite};
@@ -165,7 +165,7 @@ impl Flows {
             if let Some(input) = &row.input_override {
                 return Ok(Some(input.clone()));
             }
-            if let Some(Action::Map(_) | Action::Wait(_)) = spec.action() {
+            if let Some(Action::Map(_) | Action::Wait(_) | Action::Lookup(_)) = spec.action() {
                 return Ok(Some(ctx.clone()));
             }
             match &spec.input {
@@ -197,6 +197,14 @@ impl Flows {
                 .enter_wait(worker, run_id, run, def, steps, row, spec, wait, &input)
                 .await
                 .map(Moved::Next);
+        }
+        // A write the governance refuses is not made, nor retried.
+        if spec.writes.is_some()
+            && let Err(failure) = self
+                .check_writes(def, spec, &xref::with_io(&ctx, &input, None))
+                .await
+        {
+            return Ok(Moved::failed(row, attempt, Some(input), None, failure));
         }
         // A system whose circuit is open is not called: the run waits,
         // parked, until the circuit closes.
@@ -274,8 +282,16 @@ impl Flows {
                 connection: connection.to_string(),
             })));
         }
+        let result = result.and_then(|output| {
+            if spec.record.is_empty() {
+                return Ok((output, Vec::new()));
+            }
+            let ctx = xref::with_io(&ctx, &input, Some(&output));
+            let records = xref::records(&row.id, spec.connection.as_deref(), &spec.record, &ctx)?;
+            Ok((output, records))
+        });
         match result {
-            Ok(output) => {
+            Ok((output, records)) => {
                 let completed = RunWrite::CompleteStep {
                     step: &row.id,
                     output: output.to_string(),
@@ -284,7 +300,13 @@ impl Flows {
                 let data =
                     json!({"run": run_id, "flow": run.flow, "step": row.id, "attempt": attempt});
                 let event = CloudEvent::of_run(types::STEP_COMPLETED, &run.flow, run_id, data);
-                let writes = [completed, RunWrite::Emit(event)];
+                let now = now_ms();
+                let xrefs = records.into_iter().map(|xref| RunWrite::Xref {
+                    flow: &run.flow,
+                    xref,
+                    now,
+                });
+                let writes = [completed, RunWrite::Emit(event)].into_iter().chain(xrefs);
                 if !self.commit_fenced(worker, run_id, false, writes).await? {
                     return Ok(Moved::Next(Next::Stop));
                 }
@@ -372,6 +394,7 @@ impl Flows {
             },
             Some(Action::Map(code)) => jq::first(code, input)
                 .map_err(|e| Failure::permanent("expression", format!("map: {e}"))),
+            Some(Action::Lookup(lookup)) => self.lookup(lookup, input).await,
             Some(Action::Wait(_)) => Err(Failure::permanent(
                 "configuration",
                 "a wait step makes no call",
