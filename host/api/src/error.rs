@@ -36,6 +36,9 @@ pub enum ErrorCode {
     InvalidConnection,
     /// The flow file is refused; the message names the field and the fix.
     InvalidFlow,
+    /// The governance document, or an entity, key or id of the id map, is
+    /// refused; the message names the field and the fix.
+    InvalidGovernance,
     /// The plugin refused the operation's input.
     InvalidInput,
     /// The body is not the JSON the endpoint expects.
@@ -100,6 +103,7 @@ impl ErrorCode {
             ErrorCode::InvalidConfig => "invalid_config",
             ErrorCode::InvalidConnection => "invalid_connection",
             ErrorCode::InvalidFlow => "invalid_flow",
+            ErrorCode::InvalidGovernance => "invalid_governance",
             ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::InvalidJson => "invalid_json",
             ErrorCode::InvalidPackage => "invalid_package",

@@ -25,6 +25,7 @@ mod error;
 mod events;
 mod extract;
 mod flows;
+mod governance;
 mod kpis;
 mod metrics;
 mod openapi;

@@ -23,6 +23,7 @@ use crate::error::{ErrorBody, ErrorCode};
 use crate::events::*;
 use crate::extract::ApiState;
 use crate::flows::*;
+use crate::governance::*;
 use crate::kpis::*;
 use crate::metrics::*;
 use crate::plugins::*;
@@ -58,6 +59,7 @@ wider scope may call them too. Webhooks are authenticated by their signature ins
         (name = "dead-letters", description = "Runs that failed for good: inspect, replay, discard"),
         (name = "audit", description = "Who did what"),
         (name = "events", description = "CloudEvents the host emitted or passed on, as a feed (and published to NATS JetStream when configured)"),
+        (name = "governance", description = "Which system owns which field of each canonical entity, and the cross-system id map"),
         (name = "kpis", description = "Business KPIs of a window: setup cycle time, failed syncs, manual touches, blocked invoices"),
     )
 )]
@@ -126,6 +128,10 @@ pub(crate) fn routes(upload_limit: usize) -> OpenApiRouter<ApiState> {
         .routes(routes!(discard_dead_letter))
         .routes(routes!(replay_dead_letter))
         .routes(routes!(kpis))
+        .routes(routes!(get_governance, deploy_governance))
+        .routes(routes!(find_xref))
+        .routes(routes!(get_xref))
+        .routes(routes!(link_xref, unlink_xref))
         .routes(routes!(reload_config))
 }
 
