@@ -1,5 +1,5 @@
 //! The commands over a host's connections and runs: `connection put|list|
-//! show|check`, `invoke`, `read`, and waiting for a run (`run show --wait`,
+//! show|check`, `invoke`, `read`, `governance deploy|show`, `xref`, and waiting for a run (`run show --wait`,
 //! `flow run --wait`).
 
 use std::io::Read as _;
@@ -9,7 +9,7 @@ use anyhow::Context;
 use serde_json::Value;
 
 use super::cli::spinner;
-use super::{ConnectionCommand, Remote};
+use super::{ConnectionCommand, GovernanceCommand, Remote};
 
 /// The statuses a run ends in.
 const ENDED: [&str; 3] = ["completed", "compensated", "failed"];
@@ -198,4 +198,95 @@ pub(super) async fn wait_for_run(remote: &Remote, id: &str) -> anyhow::Result<Va
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+pub(super) async fn governance(command: GovernanceCommand) -> anyhow::Result<()> {
+    match command {
+        GovernanceCommand::Deploy { file, remote } => {
+            let source =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let deployed = remote
+                .send(reqwest::Method::PUT, "/v1/governance", Some(source))
+                .await?;
+            let unchanged = if deployed["changed"] == true {
+                ""
+            } else {
+                " (unchanged)"
+            };
+            println!("governance: version {}{unchanged}", deployed["version"]);
+            let conflicts = deployed["conflicts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if !conflicts.is_empty() {
+                eprintln!(
+                    "{} step(s) of deployed flows write fields this version gives another owner; each is dead-lettered before its call until the flow or the document changes:",
+                    conflicts.len()
+                );
+                for c in conflicts {
+                    eprintln!(
+                        "  {} v{}: {}",
+                        c["flow"].as_str().unwrap_or("?"),
+                        c["flow_version"],
+                        c["message"].as_str().unwrap_or("?")
+                    );
+                }
+            }
+            Ok(())
+        }
+        GovernanceCommand::Show { remote } => {
+            let shown = remote
+                .send(reqwest::Method::GET, "/v1/governance", None)
+                .await?;
+            println!(
+                "# version {}, deployed {} by {}",
+                shown["version"],
+                shown["deployed_at"].as_str().unwrap_or("?"),
+                shown["deployed_by"].as_str().unwrap_or("?")
+            );
+            print!("{}", shown["source"].as_str().unwrap_or_default());
+            Ok(())
+        }
+    }
+}
+
+pub(super) async fn xref(
+    remote: &Remote,
+    entity: &str,
+    key: Option<String>,
+    by_id: Option<(String, String)>,
+) -> anyhow::Result<()> {
+    let encode = |s: &str| {
+        url::form_urlencoded::byte_serialize(s.as_bytes())
+            .collect::<String>()
+            .replace('+', "%20")
+    };
+    let path = match (key, by_id) {
+        (Some(key), _) => format!("/v1/xref/{}/{}", encode(entity), encode(&key)),
+        (None, Some((system, id))) => format!(
+            "/v1/xref/{}?system={}&id={}",
+            encode(entity),
+            encode(&system),
+            encode(&id)
+        ),
+        (None, None) => {
+            anyhow::bail!("give the entity's canonical key, or `--system S --id ID`")
+        }
+    };
+    let found = remote.send(reqwest::Method::GET, &path, None).await?;
+    println!(
+        "{} {}",
+        found["entity"].as_str().unwrap_or("?"),
+        found["key"].as_str().unwrap_or("?")
+    );
+    for (system, id) in found["ids"].as_object().into_iter().flatten() {
+        println!(
+            "  {system}\t{}\t{}",
+            id["id"].as_str().unwrap_or("?"),
+            id["flow"]
+                .as_str()
+                .unwrap_or(id["by"].as_str().unwrap_or("?"))
+        );
+    }
+    Ok(())
 }

@@ -8,7 +8,10 @@
 //! 1. A HubSpot deal moves to closed-won; HubSpot's signed webhook starts
 //!    `closed-won-to-project`: NetSuite customer and job, PSA project with
 //!    its roles, Jira project and kickoff issue, a staffing plan made by the
-//!    resource optimizer and booked as PSA assignments.
+//!    resource optimizer and booked as PSA assignments. The governance
+//!    document (`flows/governance.toml`) is deployed first; the run's
+//!    project is read back from the id map with its id in every system,
+//!    and a flow that writes the ERP's budget over the CRM's is refused.
 //! 2. While the host keeps serving, the contract-tool connector is uploaded
 //!    (hot-loaded: no restart), connected, and `contract-signed-activates-project`
 //!    deployed; the customer signs the contract, the contract tool's signed
@@ -30,9 +33,11 @@ use junction_runtime::Runtime;
 
 mod client;
 mod estate;
+mod governance;
 
 use client::*;
 pub use estate::*;
+pub use governance::BUDGET_FROM_ERP;
 
 /// What the demo created, for callers that check it.
 #[derive(Debug, Clone)]
@@ -143,6 +148,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<DemoReport> {
             .await?;
         done("created");
     }
+    governance::deploy(&client).await?;
     deploy(&client, "closed-won-to-project").await?;
 
     // Act 1: the deal is won.
@@ -176,6 +182,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<DemoReport> {
     done(&format!("run {run_id}"));
     let first = finished(&client, &run_id).await?;
     print_run(&first);
+    governance::act(&client, &first).await?;
 
     let project = estate
         .psa

@@ -94,6 +94,28 @@ enum Command {
         #[command(subcommand)]
         command: FlowCommand,
     },
+    /// Deploy and show the governance document: which system owns which
+    /// field of each canonical entity.
+    Governance {
+        #[command(subcommand)]
+        command: GovernanceCommand,
+    },
+    /// Show an entity's ids in every system (the cross-system id map): by
+    /// its canonical key, or by one system's id (`--system S --id ID`).
+    Xref {
+        /// A canonical entity, e.g. `project`.
+        entity: String,
+        /// Its canonical key.
+        key: Option<String>,
+        /// The system (connection) whose id is given.
+        #[arg(long, requires = "id", conflicts_with = "key")]
+        system: Option<String>,
+        /// The record's id in that system.
+        #[arg(long, requires = "system")]
+        id: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Look at a host's flow runs.
     Run {
         #[command(subcommand)]
@@ -135,6 +157,22 @@ enum FlowCommand {
         /// Wait until the run ends (or waits for a signal), then show it.
         #[arg(long)]
         wait: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum GovernanceCommand {
+    /// Deploy a governance document (TOML); a changed one becomes the next version.
+    Deploy {
+        /// The document, e.g. `flows/governance.toml`.
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Print the current version.
+    Show {
         #[command(flatten)]
         remote: Remote,
     },
@@ -454,6 +492,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Governance { command } => commands::governance(command).await,
+        Command::Xref {
+            entity,
+            key,
+            system,
+            id,
+            remote,
+        } => commands::xref(&remote, &entity, key, system.zip(id)).await,
         Command::Run { command } => cli::run(command).await,
         Command::DeadLetter { command } => cli::dead_letter(command).await,
         Command::Openapi => {

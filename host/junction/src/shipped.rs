@@ -160,6 +160,10 @@ pub const FLOWS: [(&str, &str); 4] = [
     ),
 ];
 
+/// The shipped governance document: which system owns which field of each
+/// canonical entity in the shipped estate.
+pub const GOVERNANCE: &str = include_str!("../../../flows/governance.toml");
+
 /// The source of the shipped flow `name`.
 pub fn flow(name: &str) -> Option<&'static str> {
     FLOWS

@@ -1,6 +1,6 @@
 //! The CLI against a running host: `connection put|list|show|check`,
-//! `invoke`, `flow run --wait`, `run show --wait`, `completions`, and a
-//! bad argument that says the fix.
+//! `invoke`, `flow run --wait`, `run show --wait`, `completions`,
+//! `governance deploy|show`, `xref`, and a bad argument that says the fix.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -181,4 +181,28 @@ fn the_cli_puts_lists_shows_checks_invokes_and_waits_for_runs() {
         String::from_utf8_lossy(&bad.stderr).contains("422"),
         "{bad:?}"
     );
+
+    // The governance document and the id map.
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../../flows/governance.toml");
+    let deployed = ok(&url, &["governance", "deploy", shipped]);
+    assert_eq!(deployed, "governance: version 1\n");
+    let again = ok(&url, &["governance", "deploy", shipped]);
+    assert_eq!(again, "governance: version 1 (unchanged)\n");
+    let shown = ok(&url, &["governance", "show"]);
+    assert!(shown.starts_with("# version 1, deployed "), "{shown}");
+    assert!(
+        shown.contains("crm = [\"hubspot\", \"salesforce\"]"),
+        "{shown}"
+    );
+    let nothing = junction(&url, &["xref", "project", "NOPE"]);
+    assert!(!nothing.status.success());
+    let said = String::from_utf8_lossy(&nothing.stderr);
+    assert!(
+        said.contains("no system has project `NOPE` in the id map"),
+        "{said}"
+    );
+    let neither = junction(&url, &["xref", "project"]);
+    assert!(!neither.status.success());
+    let said = String::from_utf8_lossy(&neither.stderr);
+    assert!(said.contains("--system S --id ID"), "{said}");
 }

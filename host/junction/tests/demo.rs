@@ -31,6 +31,10 @@ fn demo_runs_quote_to_project_and_hot_loads_the_contract_tool() {
         "contract-signed-activates-project: completed",
         "no restart",
         "signals/staffing_confirmed (the resource manager approves) -> approve by demo at ",
+        "PUT /v1/governance (flows/governance.toml: CRM sells, ERP bills, PSA delivers) -> version 1",
+        "GET /v1/xref/project/GLOBEXERPR -> hubspot ",
+        ", jira GLOBEXERPR, netsuite 2001, psa ",
+        "-> refused (422): step `deal` writes project.budget.amount with the value of `netsuite`",
     ] {
         assert!(stdout.contains(record), "missing `{record}` in:\n{stdout}");
     }
