@@ -9,6 +9,8 @@ use junction_runtime::engine::Limits;
 use junction_runtime::runtime::Runtime;
 use junction_store::Store;
 
+pub mod shipped_host;
+
 /// Paths of the test-only guest components, built by `build.rs`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));

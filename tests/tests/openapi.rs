@@ -78,6 +78,12 @@ fn the_document_is_openapi_3_1_with_every_route() {
         "GET /v1/connections/{name}/streams/{stream}",
         "PUT /v1/connections/{name}/circuit",
         "POST /v1/runs/{id}/signals/{name}",
+        "GET /v1/governance",
+        "PUT /v1/governance",
+        "GET /v1/xref/{entity}",
+        "GET /v1/xref/{entity}/{key}",
+        "PUT /v1/xref/{entity}/{key}/{system}",
+        "DELETE /v1/xref/{entity}/{key}/{system}",
     ];
     expected.sort();
     assert_eq!(documented, expected);

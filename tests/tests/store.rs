@@ -118,6 +118,7 @@ junction_tests::sqlite_and_postgres!("store":
     packages_versions_and_activations,
     the_audit_log_is_append_only,
     flow_deploys_are_versioned,
+    governance_versions_and_the_id_map,
     two_hosts_never_claim_the_same_run,
     an_expired_lease_is_taken_over_and_the_old_worker_is_fenced,
     dead_letters_are_listed_replayed_and_discarded,
@@ -507,6 +508,98 @@ async fn flow_deploys_are_versioned(postgres: Option<String>) {
     let view = drive(&flows, &run).await;
     assert_eq!((view.status.as_str(), view.flow_version), ("completed", 2));
     assert_eq!(step_output(&view, "done"), Some(json!({"done": true})));
+}
+
+/// Two map steps that record a project's ids in two systems, then a
+/// lookup of them.
+const XREF_FLOW: &str = r#"trigger = { type = "manual" }
+[[steps]]
+id = "deal"
+map = "{id: .trigger.deal, key: .trigger.key}"
+record = { entity = "project", system = "hubspot", key = ".output.key", id = ".output.id" }
+[[steps]]
+id = "job"
+map = "{id: 2001}"
+record = [{ entity = "project", system = "netsuite", key = ".steps.deal.key", id = ".output.id" }]
+[[steps]]
+id = "ids"
+lookup = { entity = "project", system = "hubspot", id = ".trigger.deal" }
+"#;
+
+async fn governance_versions_and_the_id_map(postgres: Option<String>) {
+    let db = &Db::new(postgres);
+    let flows = db.host().await;
+    let doc = "[systems]\ncrm = [\"hubspot\"]\n[entities.customer]\ncrm = [\"name\"]\n";
+    let first = flows.deploy_governance(doc, "ops").await.unwrap();
+    assert_eq!((first.version, first.changed), (1, true));
+    let same = flows.deploy_governance(doc, "ops").await.unwrap();
+    assert_eq!((same.version, same.changed), (1, false));
+    let edited = format!("description = \"v2\"\n{doc}");
+    let second = flows.deploy_governance(&edited, "ci").await.unwrap();
+    assert_eq!((second.version, second.changed), (2, true));
+    let current = flows.governance().await.unwrap();
+    assert_eq!((current.version, current.deployed_by.as_str()), (2, "ci"));
+    assert_eq!(current.document.description.as_deref(), Some("v2"));
+
+    flows.deploy("xref", XREF_FLOW, "ops").await.unwrap();
+    let run = flows
+        .start_run(
+            "xref",
+            json!({"deal": "9876543202", "key": "GLOBEXERPR"}),
+            None,
+        )
+        .await
+        .unwrap();
+    let view = drive(&flows, &run).await;
+    assert_eq!(view.status, "completed");
+    let ids = step_output(&view, "ids").unwrap();
+    assert_eq!(
+        ids,
+        json!({"entity": "project", "key": "GLOBEXERPR", "found": true,
+               "ids": {"hubspot": "9876543202", "netsuite": "2001"}})
+    );
+    let map = flows.xref("project", "GLOBEXERPR").await.unwrap();
+    assert_eq!(map.ids["netsuite"].run.as_deref(), Some(run.as_str()));
+    assert_eq!(map.ids["netsuite"].by, "run");
+
+    // A second run records the same ids again: one row per system, replaced.
+    let again = flows
+        .start_run(
+            "xref",
+            json!({"deal": "9876543202", "key": "GLOBEXERPR"}),
+            None,
+        )
+        .await
+        .unwrap();
+    drive(&flows, &again).await;
+    let map = flows.xref("project", "GLOBEXERPR").await.unwrap();
+    assert_eq!(map.ids.len(), 2);
+    assert_eq!(map.ids["hubspot"].run.as_deref(), Some(again.as_str()));
+
+    let linked = flows
+        .link_xref("project", "GLOBEXERPR", "netsuite", Some("2002"), "ops")
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            linked.ids["netsuite"].id.as_str(),
+            linked.ids["netsuite"].by.as_str()
+        ),
+        ("2002", "ops")
+    );
+    let unlinked = flows
+        .link_xref("project", "GLOBEXERPR", "netsuite", None, "ops")
+        .await
+        .unwrap();
+    assert_eq!(unlinked.ids.keys().collect::<Vec<_>>(), ["hubspot"]);
+    let audited = flows
+        .runtime()
+        .store()
+        .audit_entries(None, 10)
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audited.iter().map(|e| e.action.as_str()).take(2).collect();
+    assert_eq!(actions, ["xref.unlink", "xref.link"]);
 }
 
 /// Works `run` with this host until it ends.
