@@ -139,7 +139,22 @@ fn project_body(input: &CreateProject, lead_account_id: &str) -> Value {
     })
 }
 
+/// Jira's default project key rule: 2 to 10 characters, an upper-case
+/// letter, then upper-case letters, digits or `_`.
+fn valid_project_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    (2..=10).contains(&key.len())
+        && chars.next().is_some_and(|c| c.is_ascii_uppercase())
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
 fn create_project(ctx: &Context, input: CreateProject) -> Result<Created> {
+    if !valid_project_key(&input.key) {
+        return Err(Error::InvalidInput(format!(
+            "`key` must be 2 to 10 upper-case letters, digits or `_`, starting with a letter (e.g. ACME), not `{}`",
+            input.key
+        )));
+    }
     let lead = match input
         .lead_account_id
         .clone()
@@ -378,6 +393,16 @@ fn bad_request(response: &Response) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn project_keys_follow_jiras_default_rule() {
+        for key in ["AC", "ACME", "GLOBEXERPR", "A1_B"] {
+            assert!(valid_project_key(key), "{key}");
+        }
+        for key in ["A", "acme", "1ACME", "GLOBEXERPRX", "AC ME", ""] {
+            assert!(!valid_project_key(key), "{key}");
+        }
+    }
 
     fn response(status: u16, headers: &[(&str, &str)], body: Value) -> Response {
         Response {
