@@ -59,8 +59,9 @@ pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
             dir,
             cases,
             server,
+            record,
             wasm,
-        } => super::plugin_test::test(dir, cases, server, wasm).await,
+        } => super::plugin_test::test(dir, cases, server, wasm, record).await,
         PluginCommand::Pack { dir, wasm, out } => pack(&dir, wasm, out).await,
         PluginCommand::Keygen { out } => {
             if out.exists() {

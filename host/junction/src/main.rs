@@ -333,6 +333,10 @@ enum PluginCommand {
         /// replaying the cassettes.
         #[arg(long)]
         server: Option<String>,
+        /// With --server: write each case's exchanges with that system to
+        /// its cassette (secrets and `[record] redact` fields redacted).
+        #[arg(long, requires = "server")]
+        record: bool,
         /// The component, instead of building DIR.
         #[arg(long)]
         wasm: Option<PathBuf>,

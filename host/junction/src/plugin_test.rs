@@ -11,7 +11,8 @@
 //! by a loopback server whose address the connection's settings receive as
 //! `{server}`. A request the cassette does not hold fails the case, naming it.
 //! With `--server URL`, `{server}` is that system instead (a stand-in, say)
-//! and cassettes are not used.
+//! and cassettes are not used; with `--record` too, each case's exchanges
+//! with it are written to its cassette (`record`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,10 +28,12 @@ use junction_runtime::Runtime;
 use junction_runtime::inbound::InboundWebhook;
 use junction_runtime::runtime::{CallError, CallOptions, ConnectionSpec};
 use junction_store::Auth;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::cli::memory_host;
+
+mod record;
 use super::plugin_crate::{build, built_component, crate_manifest};
 
 /// The connection every case calls through.
@@ -47,6 +50,17 @@ struct Cases {
     connection: ConnectionCase,
     #[serde(default, rename = "case")]
     cases: Vec<Case>,
+    /// What `--record` redacts.
+    #[serde(default)]
+    record: RecordCase,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordCase {
+    /// JSON fields whose values a recording replaces, e.g. `["email", "phone"]`.
+    #[serde(default)]
+    redact: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,28 +132,31 @@ fn root() -> String {
 }
 
 /// A cassette: the answers of the system, in the order they are expected.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct Cassette {
     #[serde(default, rename = "interaction")]
     interactions: Vec<Interaction>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct Interaction {
     method: String,
     /// The path, without the query.
     path: String,
     /// The query, when it must match too (exactly, without `?`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     query: Option<String>,
     #[serde(default = "ok")]
     status: u16,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     headers: BTreeMap<String, String>,
     /// The body as JSON (sent as `application/json` unless headers say otherwise)...
+    #[serde(skip_serializing_if = "Option::is_none")]
     json: Option<Value>,
     /// ...or as text.
+    #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<String>,
 }
 
@@ -166,6 +183,7 @@ pub(super) async fn test(
     cases: Option<PathBuf>,
     server: Option<String>,
     wasm: Option<PathBuf>,
+    record: bool,
 ) -> anyhow::Result<()> {
     let cases_path = cases.unwrap_or_else(|| dir.join("tests/cases.toml"));
     let text = std::fs::read_to_string(&cases_path).with_context(|| {
@@ -189,11 +207,28 @@ pub(super) async fn test(
         .join("cassettes");
 
     let replay: Shared = Arc::default();
-    let (base, replaying) = match server {
-        Some(url) => (url.trim_end_matches('/').to_string(), None),
-        None => {
+    let recording = record::recording(file.connection.auth.as_ref(), &file.record.redact);
+    let (base, replaying, recorder) = match (server.as_deref(), record) {
+        (None, true) => bail!(
+            "--record needs --server URL: the system (a sandbox account, a stand-in) whose answers go into the cassettes"
+        ),
+        (Some(url), true) => {
+            let named = file
+                .cases
+                .iter()
+                .filter_map(|c| Some((c.name.as_str(), c.cassette.as_deref()?)));
+            record::check_names(named)?;
+            let (proxy, task) = record::proxy(url, recording.clone()).await?;
+            (
+                proxy,
+                None,
+                Some((url.trim_end_matches('/').to_string(), task)),
+            )
+        }
+        (Some(url), false) => (url.trim_end_matches('/').to_string(), None, None),
+        (None, false) => {
             let (url, task) = replay_server(replay.clone()).await?;
-            (url, Some(task))
+            (url, Some(task), None)
         }
     };
     let (runtime, plugin, world) = test_host(&dir, wasm, &base).await?;
@@ -219,7 +254,15 @@ pub(super) async fn test(
                     unexpected: Vec::new(),
                 };
             }
+            record::start(&recording);
             let result = case.run(&runtime, &plugin).await;
+            if let (Ok(()), Some((from, _)), Some(name)) = (&result, &recorder, &case.cassette) {
+                let count = record::save(&recording, &cassettes, name, from)?;
+                println!(
+                    "      recorded {count} exchange(s) into {}",
+                    cassettes.join(format!("{name}.toml")).display()
+                );
+            }
             let unexpected = std::mem::take(&mut lock(&replay).unexpected);
             if !unexpected.is_empty() {
                 bail!(
