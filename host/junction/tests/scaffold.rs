@@ -249,6 +249,110 @@ fn plugin_test_replays_the_hubspot_cassettes() {
     );
 }
 
+/// `junction plugin test <args>` in the shipped plugin `plugin`'s crate,
+/// built into target/plugins; its stdout when it passes.
+fn plugin_test_passes(plugin: &str, args: &[&str]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_junction"));
+    cmd.current_dir(repo().join("plugins").join(plugin))
+        .args(["plugin", "test"])
+        .args(args)
+        .env("CARGO_TARGET_DIR", repo().join("target/plugins"));
+    without_build_env(&mut cmd);
+    let tested = cmd.output().expect("running junction");
+    let said = String::from_utf8_lossy(&tested.stdout).into_owned();
+    assert!(
+        tested.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&tested.stderr)
+    );
+    said
+}
+
+/// `junction plugin test --server --record` against the NetSuite and Jira
+/// stand-ins writes each case's cassette (the token and the `[record]
+/// redact` fields left out), the cases then replay from them offline, and
+/// so do the cassettes shipped in plugins/{netsuite,jira}/tests/cassettes,
+/// which were recorded the same way (`JUNCTION_BLESS_CASSETTES=1` on this
+/// test records them again).
+#[test]
+fn plugin_test_records_cassettes_from_a_running_system_and_replays_them() {
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let netsuite = tokio
+        .block_on(junction_standins::NetsuiteStandin::start(
+            "netsuite-sandbox-token",
+        ))
+        .unwrap();
+    record_and_replay(
+        "netsuite",
+        &netsuite.base_url(),
+        &["netsuite-sandbox-token", "ap@globex.example"],
+        &["create-job", "no-such-customer", "upsert-customer"],
+    );
+    let jira = tokio
+        .block_on(junction_standins::JiraStandin::start(
+            "ops@acme.example",
+            "jira-sandbox-token",
+        ))
+        .unwrap();
+    record_and_replay(
+        "jira",
+        &jira.base_url(),
+        &["jira-sandbox-token", "ops@acme.example"],
+        &["create-issue", "create-project", "get-issue"],
+    );
+}
+
+/// Records the cases of shipped plugin `plugin` from the system at `base`
+/// into a new directory, checks no `secrets` got into them and that they
+/// replay, then replays the shipped cassettes.
+fn record_and_replay(plugin: &str, base: &str, secrets: &[&str], cassettes: &[&str]) {
+    let shipped = repo().join("plugins").join(plugin).join("tests");
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = tmp.path().join("cases.toml");
+    std::fs::copy(shipped.join("cases.toml"), &cases).unwrap();
+    let cases = cases.to_string_lossy().into_owned();
+    let recorded = plugin_test_passes(plugin, &["--cases", &cases, "--server", base, "--record"]);
+    assert!(recorded.contains("4 passed, 0 failed"), "{recorded}");
+    assert!(
+        recorded.contains("recorded 1 exchange(s) into"),
+        "{recorded}"
+    );
+    let dir = tmp.path().join("cassettes");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let expected: Vec<String> = cassettes.iter().map(|c| format!("{c}.toml")).collect();
+    assert_eq!(names, expected);
+    for name in &names {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        for secret in secrets {
+            assert!(
+                !text.contains(secret),
+                "{plugin} {name} holds {secret}: {text}"
+            );
+        }
+        assert!(
+            text.starts_with("# Recorded from http://127.0.0.1:"),
+            "{text}"
+        );
+    }
+    let replayed = plugin_test_passes(plugin, &["--cases", &cases]);
+    assert!(replayed.contains("4 passed, 0 failed"), "{replayed}");
+    if std::env::var_os("JUNCTION_BLESS_CASSETTES").is_some() {
+        std::fs::create_dir_all(shipped.join("cassettes")).unwrap();
+        for name in &names {
+            std::fs::copy(dir.join(name), shipped.join("cassettes").join(name)).unwrap();
+        }
+    }
+    let shipped_replay = plugin_test_passes(plugin, &[]);
+    assert!(
+        shipped_replay.contains("4 passed, 0 failed"),
+        "{shipped_replay}"
+    );
+}
+
 /// `junction <args>` in `dir`, as a plugin author runs it, with the SDK
 /// written to `sdk_dir`.
 fn junction(dir: &Path, sdk_dir: &Path, args: &[&str]) -> std::process::Output {
