@@ -268,10 +268,10 @@ fn plugin_test_passes(plugin: &str, args: &[&str]) -> String {
     said
 }
 
-/// `junction plugin test --server --record` against the NetSuite and Jira
-/// stand-ins writes each case's cassette (the token and the `[record]
+/// `junction plugin test --server --record` against the NetSuite, Jira,
+/// PSA and Salesforce stand-ins writes each case's cassette (the token and the `[record]
 /// redact` fields left out), the cases then replay from them offline, and
-/// so do the cassettes shipped in plugins/{netsuite,jira}/tests/cassettes,
+/// so do the cassettes shipped in plugins/{netsuite,jira,psa,salesforce}/tests/cassettes,
 /// which were recorded the same way (`JUNCTION_BLESS_CASSETTES=1` on this
 /// test records them again).
 #[test]
@@ -299,6 +299,39 @@ fn plugin_test_records_cassettes_from_a_running_system_and_replays_them() {
         &jira.base_url(),
         &["jira-sandbox-token", "ops@acme.example"],
         &["create-issue", "create-project", "get-issue"],
+    );
+    let psa = tokio
+        .block_on(junction_standins::PsaStandin::start("psa-sandbox-token"))
+        .unwrap();
+    for name in ["Ada Lovelace", "Grace Hopper"] {
+        psa.add_person(junction_standins::psa::NewPerson {
+            name: name.into(),
+            email: format!(
+                "{}@consultancy.example",
+                name.to_lowercase().replace(' ', ".")
+            ),
+            skills: vec!["netsuite".into()],
+            available_hours: 120.0,
+            cost_rate: 95.0,
+            currency: "USD".into(),
+        });
+    }
+    record_and_replay(
+        "psa",
+        &psa.base_url(),
+        &["psa-sandbox-token", "@consultancy.example"],
+        &["list-people", "no-such-project", "upsert-project"],
+    );
+    let salesforce = tokio
+        .block_on(junction_standins::SalesforceStandin::start(
+            "salesforce-sandbox-token",
+        ))
+        .unwrap();
+    record_and_replay(
+        "salesforce",
+        &salesforce.base_url(),
+        &["salesforce-sandbox-token"],
+        &["no-such-account", "upsert-creates", "upsert-updates"],
     );
 }
 
