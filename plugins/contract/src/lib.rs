@@ -304,6 +304,24 @@ struct Created {
 }
 
 fn create_contract(ctx: &Context, input: CreateContract) -> Result<Created> {
+    if input.title.trim().is_empty() {
+        return Err(Error::InvalidInput("`title` must not be empty".into()));
+    }
+    if input.signers.is_empty() {
+        return Err(Error::InvalidInput(
+            "`signers` must name at least one person to sign".into(),
+        ));
+    }
+    if let Some(bad) = input
+        .signers
+        .iter()
+        .find(|s| s.name.trim().is_empty() || !s.email.contains('@'))
+    {
+        return Err(Error::InvalidInput(format!(
+            "each signer needs a name and an e-mail address, not name `{}` and e-mail `{}`",
+            bad.name, bad.email
+        )));
+    }
     send(Request::post(url(ctx, "/contracts")?).json(&input)?)?.json()
 }
 
