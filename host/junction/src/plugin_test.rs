@@ -219,11 +219,7 @@ pub(super) async fn test(
                 .filter_map(|c| Some((c.name.as_str(), c.cassette.as_deref()?)));
             record::check_names(named)?;
             let (proxy, task) = record::proxy(url, recording.clone()).await?;
-            (
-                proxy,
-                None,
-                Some((url.trim_end_matches('/').to_string(), task)),
-            )
+            (proxy, None, Some(task))
         }
         (Some(url), false) => (url.trim_end_matches('/').to_string(), None, None),
         (None, false) => {
@@ -256,8 +252,8 @@ pub(super) async fn test(
             }
             record::start(&recording);
             let result = case.run(&runtime, &plugin).await;
-            if let (Ok(()), Some((from, _)), Some(name)) = (&result, &recorder, &case.cassette) {
-                let count = record::save(&recording, &cassettes, name, from)?;
+            if let (Ok(()), Some(_), Some(name)) = (&result, &recorder, &case.cassette) {
+                let count = record::save(&recording, &cassettes, name)?;
                 println!(
                     "      recorded {count} exchange(s) into {}",
                     cassettes.join(format!("{name}.toml")).display()
@@ -397,9 +393,10 @@ fn load_cassette(dir: &Path, name: &str) -> anyhow::Result<Cassette> {
 async fn replay_server(replay: Shared) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
+    let base = url.clone();
     let app = axum::Router::new().fallback(move |method: Method, uri: Uri, _body: Bytes| {
-        let replay = replay.clone();
-        async move { answer(&replay, &method, &uri) }
+        let (replay, base) = (replay.clone(), base.clone());
+        async move { answer(&replay, &base, &method, &uri) }
     });
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -409,9 +406,9 @@ async fn replay_server(replay: Shared) -> anyhow::Result<(String, tokio::task::J
     Ok((url, task))
 }
 
-/// The first unused interaction that matches the request; a 501 naming the
-/// request when there is none.
-fn answer(replay: &Shared, method: &Method, uri: &Uri) -> Response {
+/// The first unused interaction that matches the request, `{server}` in
+/// it replaced by `base`; a 501 naming the request when there is none.
+fn answer(replay: &Shared, base: &str, method: &Method, uri: &Uri) -> Response {
     let mut replay = lock(replay);
     let query = uri.query().unwrap_or_default();
     let found = replay.interactions.iter_mut().find(|(i, used)| {
@@ -432,7 +429,7 @@ fn answer(replay: &Shared, method: &Method, uri: &Uri) -> Response {
     let status = StatusCode::from_u16(interaction.status).unwrap_or(StatusCode::OK);
     let mut builder = Response::builder().status(status);
     for (name, value) in &interaction.headers {
-        builder = builder.header(name, value);
+        builder = builder.header(name, value.replace("{server}", base));
     }
     let body = match (&interaction.json, &interaction.body) {
         (Some(json), _) => {
@@ -449,7 +446,7 @@ fn answer(replay: &Shared, method: &Method, uri: &Uri) -> Response {
         (None, None) => String::new(),
     };
     builder
-        .body(body.into())
+        .body(body.replace("{server}", base).into())
         .unwrap_or_else(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
 }
 

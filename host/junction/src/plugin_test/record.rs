@@ -7,7 +7,8 @@
 //! query, status, the answer's body and the headers a connector reads
 //! (`content-type`, `retry-after`, `location`, `link` and the rate-limit
 //! ones). Request headers are never written (they carry the credentials the
-//! host added), the connection's secrets are replaced by `<redacted>`
+//! host added), the system's address is written as `{server}` (replay puts
+//! its own there), the connection's secrets are replaced by `<redacted>`
 //! wherever the system echoed them, and so is the value of every JSON field
 //! the cases' `[record] redact` names (e-mail addresses, phone numbers).
 
@@ -80,21 +81,16 @@ pub(super) fn start(recording: &Shared) {
     lock(recording).interactions.clear();
 }
 
-/// Writes what the case exchanged to `dir/NAME.toml`, saying where it was
-/// recorded; returns the number of exchanges.
-pub(super) fn save(
-    recording: &Shared,
-    dir: &Path,
-    name: &str,
-    from: &str,
-) -> anyhow::Result<usize> {
+/// Writes what the case exchanged to `dir/NAME.toml`; returns the number
+/// of exchanges.
+pub(super) fn save(recording: &Shared, dir: &Path, name: &str) -> anyhow::Result<usize> {
     let interactions = std::mem::take(&mut lock(recording).interactions);
     let count = interactions.len();
     let text = toml::to_string(&Cassette { interactions })
         .context("the recorded answers do not fit a cassette")?;
     let at = chrono::Utc::now().format("%Y-%m-%d");
     let text = format!(
-        "# Recorded from {from} on {at} by `junction plugin test --record`;\n# secrets and the fields of `[record] redact` are `{REDACTED}`.\n{text}"
+        "# Recorded on {at} by `junction plugin test --server URL --record`: URL is\n# `{{server}}`, secrets and the fields of `[record] redact` are `{REDACTED}`.\n{text}"
     );
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("{name}.toml"));
@@ -170,11 +166,15 @@ async fn forward(
         }
     }
     let mut recorded = lock(recording);
+    // The system's own address becomes `{server}`, which replay fills with
+    // the replaying server's: links it hands out lead back to the cassette.
     let redact = |text: &str| {
         recorded
             .secrets
             .iter()
-            .fold(text.to_string(), |t, s| t.replace(s.as_str(), REDACTED))
+            .fold(text.replace(upstream, "{server}"), |t, s| {
+                t.replace(s.as_str(), REDACTED)
+            })
     };
     for value in kept.values_mut() {
         *value = redact(value);
