@@ -158,11 +158,11 @@ async fn forward(
     let mut kept = BTreeMap::new();
     for name in answer_headers.keys() {
         let name = name.as_str();
-        if KEPT_HEADERS.contains(&name) || name.contains("ratelimit") || name.contains("rate-limit")
-        {
-            if let Some(value) = answer_headers.get(name).and_then(|v| v.to_str().ok()) {
-                kept.insert(name.to_string(), value.to_string());
-            }
+        let kept_name = KEPT_HEADERS.contains(&name)
+            || name.contains("ratelimit")
+            || name.contains("rate-limit");
+        if kept_name && let Some(value) = answer_headers.get(name).and_then(|v| v.to_str().ok()) {
+            kept.insert(name.to_string(), value.to_string());
         }
     }
     let mut recorded = lock(recording);
