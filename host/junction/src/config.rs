@@ -160,19 +160,25 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment::Error
     fn unknown_keys_and_short_tokens_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("junction.toml");
-        std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").unwrap();
-        let err = Config::load(Some(&path)).unwrap_err().to_string();
-        assert!(err.contains("lisen"), "{err}");
-        std::fs::write(&path, "[tokens.x]\ntoken = \"short\"\nscope = \"read\"\n").unwrap();
-        let err = Config::load(Some(&path)).unwrap_err().to_string();
-        assert!(err.contains("shorter than 16"), "{err}");
-        assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
-        std::fs::write(&path, "[flows]\nlease_ms = 0\n").unwrap();
-        let err = Config::load(Some(&path)).unwrap_err().to_string();
-        assert!(err.contains("flows.lease_ms"), "{err}");
+        // In a Jail: the other tests set `JUNCTION_*` variables in their
+        // Jails, which must not reach this one's loads.
+        figment::Jail::expect_with(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("junction.toml");
+            std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").unwrap();
+            let err = Config::load(Some(&path)).unwrap_err().to_string();
+            assert!(err.contains("lisen"), "{err}");
+            std::fs::write(&path, "[tokens.x]\ntoken = \"short\"\nscope = \"read\"\n").unwrap();
+            let err = Config::load(Some(&path)).unwrap_err().to_string();
+            assert!(err.contains("shorter than 16"), "{err}");
+            assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+            std::fs::write(&path, "[flows]\nlease_ms = 0\n").unwrap();
+            let err = Config::load(Some(&path)).unwrap_err().to_string();
+            assert!(err.contains("flows.lease_ms"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]
