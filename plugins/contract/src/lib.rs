@@ -312,16 +312,6 @@ fn create_contract(ctx: &Context, input: CreateContract) -> Result<Created> {
             "`signers` must name at least one person to sign".into(),
         ));
     }
-    if let Some(bad) = input
-        .signers
-        .iter()
-        .find(|s| s.name.trim().is_empty() || !s.email.contains('@'))
-    {
-        return Err(Error::InvalidInput(format!(
-            "each signer needs a name and an e-mail address, not name `{}` and e-mail `{}`",
-            bad.name, bad.email
-        )));
-    }
     send(Request::post(url(ctx, "/contracts")?).json(&input)?)?.json()
 }
 
