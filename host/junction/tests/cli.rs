@@ -4,23 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use junction_standins::JiraStandin;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "cli-admin-token-0123456789";
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod support;
 
 /// `junction <args>` against the host at `url`.
 fn junction(url: &str, args: &[&str]) -> Output {
@@ -65,26 +56,9 @@ fn the_cli_puts_lists_shows_checks_invokes_and_waits_for_runs() {
         ),
     )
     .unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_junction"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("JUNCTION_LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::blocking::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    // Polled until the plugin directory is loaded, not slept on.
-    let loaded = || {
+    // Until the plugin directory is loaded.
+    let (_server, url) = support::serve(&config, "the host did not load jira", |url| {
         client
             .get(format!("{url}/v1/plugins"))
             .bearer_auth(TOKEN)
@@ -92,11 +66,7 @@ fn the_cli_puts_lists_shows_checks_invokes_and_waits_for_runs() {
             .ok()
             .and_then(|r| r.json::<Value>().ok())
             .is_some_and(|v| v["plugins"].as_array().is_some_and(|p| !p.is_empty()))
-    };
-    while !loaded() {
-        assert!(Instant::now() < deadline, "the host did not load jira");
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    });
 
     let document = json!({
         "plugin": "jira",

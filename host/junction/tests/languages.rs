@@ -11,10 +11,8 @@
 //! API. `junction plugin new --lang js|python` writes plugins that build,
 //! pass their cases and pack.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
@@ -81,14 +79,7 @@ fn the_javascript_transform_passes_its_cases_on_the_host() {
 
 const TOKEN: &str = "languages-admin-token-0123456789";
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod support;
 
 fn junction(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_junction"));
@@ -146,34 +137,15 @@ fn the_examples_are_pushed_to_a_running_host_and_called() {
         ),
     )
     .unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_junction"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("JUNCTION_LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::blocking::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    // Polled until the host answers, not slept on.
-    while client
-        .get(format!("{url}/v1/plugins"))
-        .bearer_auth(TOKEN)
-        .send()
-        .map_or(true, |r| !r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "the host did not start");
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    // Until the host answers.
+    let (_server, url) = support::serve(&config, "the host did not start", |url| {
+        client
+            .get(format!("{url}/v1/plugins"))
+            .bearer_auth(TOKEN)
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+    });
     let env = [("JUNCTION_URL", url.as_str()), ("JUNCTION_TOKEN", TOKEN)];
     for name in &built {
         let example = repo().join("examples").join(name);
