@@ -1,5 +1,6 @@
 //! Dead letters: listing, replaying and discarding them.
 
+use serde::Serialize;
 use serde_json::Value;
 
 use junction_store::ReplayOutcome;
@@ -25,6 +26,43 @@ impl Flows {
                 })
             })
             .collect()
+    }
+
+    /// What a corrected input of dead letter `id` must satisfy: the input
+    /// schema of the operation its failed step calls, in the plugin version
+    /// the step's connection is bound to now (the one a replay calls).
+    pub async fn dead_letter_input_schema(&self, id: &str) -> Result<InputSchemaView> {
+        let not_found = || FlowError::NotFound(format!("no dead letter with id `{id}`"));
+        let letter = self.store().dead_letter(id).await?.ok_or_else(not_found)?;
+        let run = self
+            .store()
+            .run_state(&letter.run_id)
+            .await?
+            .ok_or_else(not_found)?;
+        let definition = self.definition(&letter.flow, run.flow_version).await?;
+        let step = definition.steps.iter().find(|s| s.id == letter.step);
+        let mut view = InputSchemaView {
+            connection: step.and_then(|s| s.connection.clone()),
+            operation: step.and_then(|s| s.operation.clone()),
+            plugin: None,
+            version: None,
+            schema: None,
+        };
+        let (Some(connection), Some(operation)) = (&view.connection, &view.operation) else {
+            return Ok(view);
+        };
+        let (_, plugin) = self
+            .runtime()
+            .connector_for(connection)
+            .await
+            .map_err(|e| FlowError::Conflict(format!("connection `{connection}`: {e}")))?;
+        view.schema = plugin
+            .operation(operation)
+            .map(|op| serde_json::from_str(&op.input_schema))
+            .transpose()?;
+        view.plugin = Some(plugin.info().name.clone());
+        view.version = Some(plugin.version().to_string());
+        Ok(view)
     }
 
     /// Replays a dead-lettered run from its failed step: steps that completed
@@ -103,4 +141,21 @@ impl Flows {
         };
         self.store().audit_or_log(record).await;
     }
+}
+
+/// The input schema a dead letter's corrected input is checked against.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct InputSchemaView {
+    /// The connection the failed step calls; absent for a transform, map
+    /// or wait step.
+    pub connection: Option<String>,
+    /// The operation it calls.
+    pub operation: Option<String>,
+    /// The plugin the connection is bound to now.
+    pub plugin: Option<String>,
+    /// Its version.
+    pub version: Option<String>,
+    /// The operation's input JSON Schema; absent when the step calls no
+    /// operation (then only JSON syntax is checked).
+    pub schema: Option<Value>,
 }

@@ -6,8 +6,8 @@ use junction_store::audit::{Outcome, Record};
 use junction_store::{DeployOutcome, FlowRow, NewFlowVersion, ScheduleUpdate};
 
 use super::{
-    Deployed, FlowDetail, FlowError, FlowSummary, FlowVersion, Flows, Result, Trigger, definition,
-    next_fire, now_ms, now_text,
+    Deployed, FlowDetail, FlowError, FlowSummary, FlowVersion, FlowVersionSource, Flows, Result,
+    Trigger, definition, next_fire, now_ms, now_text,
 };
 
 impl Flows {
@@ -154,6 +154,32 @@ impl Flows {
             summary: summary_from_row(&row),
             source: row.source,
             versions,
+        })
+    }
+
+    /// Version `version` of flow `name`, with its source.
+    pub async fn version(&self, name: &str, version: i64) -> Result<FlowVersionSource> {
+        let missing = || FlowError::NotFound(format!("flow `{name}` has no version {version}"));
+        let row = self
+            .store()
+            .flow_versions(name)
+            .await?
+            .into_iter()
+            .find(|r| r.version == version)
+            .ok_or_else(missing)?;
+        let source = self
+            .store()
+            .flow_source(name, version)
+            .await?
+            .ok_or_else(missing)?;
+        Ok(FlowVersionSource {
+            version: FlowVersion {
+                version: row.version,
+                digest: row.digest,
+                deployed_at: row.deployed_at,
+                deployed_by: row.deployed_by,
+            },
+            source,
         })
     }
 }

@@ -298,7 +298,7 @@ impl Flows {
         Ok((run, steps))
     }
 
-    async fn definition(&self, flow: &str, version: i64) -> Result<FlowDef> {
+    pub(crate) async fn definition(&self, flow: &str, version: i64) -> Result<FlowDef> {
         let source = self
             .store()
             .flow_source(flow, version)

@@ -49,6 +49,7 @@ use junction_store as store;
 
 pub use circuit::CircuitView;
 pub use config::FlowSettings;
+pub use dead_letters::InputSchemaView;
 pub use definition::{Deliver, FlowDef, Trigger};
 pub use events::EventSettings;
 pub use governance::{Conflict, GovernanceDeployed, GovernanceDoc, GovernanceView};
@@ -133,6 +134,16 @@ pub struct FlowVersion {
     pub deployed_at: String,
     /// Token name.
     pub deployed_by: String,
+}
+
+/// One version of a flow, with its source.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FlowVersionSource {
+    /// The version.
+    #[serde(flatten)]
+    pub version: FlowVersion,
+    /// Its TOML.
+    pub source: String,
 }
 
 /// A flow with its current source and every version.

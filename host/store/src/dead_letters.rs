@@ -215,19 +215,18 @@ impl Store {
         .bind(flow)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| DeadLetterRow {
-                id: r.get(0),
-                run_id: r.get(1),
-                flow: r.get(2),
-                step: r.get(3),
-                attempts: r.get(4),
-                errors: r.get(5),
-                input: r.get(6),
-                created_at: r.get(7),
-            })
-            .collect())
+        Ok(rows.iter().map(dead_letter_row).collect())
+    }
+
+    /// Dead letter `id`, while it is open.
+    pub async fn dead_letter(&self, id: &str) -> Result<Option<DeadLetterRow>> {
+        let row = sqlx::query(
+            "SELECT id, run_id, flow, step_id, attempts, errors, input, created_at FROM dead_letters WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(dead_letter_row))
     }
 
     /// Makes the run of dead letter `id` pending again from its failed step,
@@ -323,5 +322,18 @@ impl Store {
         insert_touch(&mut tx, &run_id, TouchKind::Discard, by, id, now_ms()).await?;
         tx.commit().await?;
         Ok(Some(run_id))
+    }
+}
+
+fn dead_letter_row(r: &sqlx::any::AnyRow) -> DeadLetterRow {
+    DeadLetterRow {
+        id: r.get(0),
+        run_id: r.get(1),
+        flow: r.get(2),
+        step: r.get(3),
+        attempts: r.get(4),
+        errors: r.get(5),
+        input: r.get(6),
+        created_at: r.get(7),
     }
 }

@@ -33,6 +33,7 @@ mod circuits;
 pub mod commit;
 pub mod config;
 mod connections;
+mod console;
 mod dead_letters;
 pub mod events;
 mod flows;
@@ -55,6 +56,7 @@ pub use changes::{Change, ChangeFeed};
 pub use circuits::{CircuitRow, CircuitSettings, FailureOutcome};
 pub use config::{DatabaseLocation, StoreConfig};
 pub use connections::{Auth, Connection, RateLimit, WebhookSettings};
+pub use console::{ConsoleKind, ConsoleSession};
 pub use dead_letters::{DeadLetterRow, NewDeadLetter, ReplayOutcome, TouchKind};
 pub use events::{CloudEvent, Cursor, EventRow};
 pub use flows::{
