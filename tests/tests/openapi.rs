@@ -65,6 +65,7 @@ fn the_document_is_openapi_3_1_with_every_route() {
         "GET /v1/flows",
         "GET /v1/flows/{name}",
         "PUT /v1/flows/{name}",
+        "GET /v1/flows/{name}/versions/{version}",
         "POST /v1/flows/{name}/runs",
         "GET /v1/runs",
         "GET /v1/runs/{id}",
@@ -72,6 +73,15 @@ fn the_document_is_openapi_3_1_with_every_route() {
         "POST /v1/dead-letters/replay",
         "DELETE /v1/dead-letters/{id}",
         "POST /v1/dead-letters/{id}/replay",
+        "GET /v1/dead-letters/{id}/input-schema",
+        "POST /v1/console/links",
+        "GET /console",
+        "GET /console/",
+        "GET /console/assets/{file}",
+        "GET /console/session",
+        "POST /console/session",
+        "DELETE /console/session",
+        "GET /console/sign-in",
         "POST /v1/admin/reload",
         "GET /v1/events",
         "GET /v1/connections/{name}/circuit",
@@ -177,10 +187,24 @@ fn security_parameters_and_errors_are_described() {
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["type"], "http");
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert_eq!(schemes["console_session"]["type"], "apiKey");
+    assert_eq!(schemes["console_session"]["in"], "cookie");
+    assert_eq!(schemes["console_session"]["name"], "junction_session");
     let scopes = ["read", "invoker", "operator", "admin"];
     for (method, template) in operations() {
         let op = &doc["paths"][&template][method.to_lowercase()];
-        let public = ["/healthz", "/readyz", "/v1/openapi.json"].contains(&template.as_str());
+        // The console's page, assets and sign-in are public; its session
+        // endpoints take the session cookie (checked below).
+        let console = template.starts_with("/console");
+        let public =
+            console || ["/healthz", "/readyz", "/v1/openapi.json"].contains(&template.as_str());
+        if template == "/console/session" && method != "POST" {
+            assert_eq!(
+                op["security"],
+                serde_json::json!([{"console_session": []}]),
+                "{method} {template}"
+            );
+        }
         let security = op["security"].as_array();
         if template == "/v1/webhooks/{connection}" {
             // Authenticated by the signature: no bearer token, its headers described.

@@ -154,6 +154,9 @@ pub(crate) async fn get_connection(
     Ok(Json(connection.into()))
 }
 
+/// Creates or replaces a connection. Secrets are write-only: a replacement
+/// whose `auth` is of the stored kind but leaves out its secret fields, or
+/// whose `webhook` leaves out its `secret`, keeps the stored ones.
 #[utoipa::path(put, path = "/v1/connections/{name}", tag = "connections",
     security(("bearer" = ["operator"])),
     params(("name" = String, Path, description = "Connection name: 1-64 of a-z, 0-9, `-`, `_`")),
@@ -168,9 +171,17 @@ pub(crate) async fn put_connection(
     caller: Caller,
     State(state): State<ApiState>,
     Path(name): Path<String>,
-    JsonBody(spec): JsonBody<ConnectionSpec>,
+    JsonBody(mut body): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Operator)?;
+    keep_stored_secrets(&state, &name, &mut body).await?;
+    let spec: ConnectionSpec = serde_json::from_value(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidJson,
+            format!("invalid request body: {e}"),
+        )
+    })?;
     let plugin = spec.plugin.clone();
     let result = state.runtime.put_connection(&name, spec).await;
     let record = Record {
@@ -192,6 +203,87 @@ pub(crate) async fn put_connection(
         StatusCode::OK
     };
     Ok((status, Json(ConnectionView::from(connection))).into_response())
+}
+
+/// The secret fields of each kind of credentials, and of webhook settings.
+const SECRET_FIELDS: [(&str, &[&str]); 5] = [
+    ("basic", &["password"]),
+    ("bearer", &["token"]),
+    ("api_key", &["value"]),
+    ("oauth2_client_credentials", &["client_secret"]),
+    ("oauth2_refresh_token", &["client_secret", "refresh_token"]),
+];
+
+/// A replacement that leaves out a secret keeps the stored one: an `auth`
+/// of the stored kind without its secret fields, or a `webhook` without its
+/// `secret`. Secrets are never shown, so an edit that changes only the
+/// rate limit need not retype them.
+async fn keep_stored_secrets(
+    state: &ApiState,
+    name: &str,
+    body: &mut serde_json::Value,
+) -> Result<(), ApiError> {
+    let omits = |section: &str, fields: &[&str]| {
+        body.get(section)
+            .and_then(|v| v.as_object())
+            .is_some_and(|o| fields.iter().any(|f| !o.contains_key(*f)))
+    };
+    let auth_kind = body
+        .get("auth")
+        .and_then(|a| a.get("type"))
+        .and_then(|t| t.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let auth_secrets = SECRET_FIELDS
+        .iter()
+        .find(|(kind, _)| *kind == auth_kind)
+        .map(|(_, fields)| *fields)
+        .unwrap_or_default();
+    if !omits("auth", auth_secrets) && !omits("webhook", &["secret"]) {
+        return Ok(());
+    }
+    let Some(stored) = state
+        .runtime
+        .store()
+        .connection(name)
+        .await
+        .map_err(ConnectionError::from)?
+    else {
+        return Ok(());
+    };
+    let copy = |section: &str,
+                stored: serde_json::Value,
+                fields: &[&str],
+                body: &mut serde_json::Value| {
+        if let (Some(target), Some(stored)) = (
+            body.get_mut(section).and_then(|v| v.as_object_mut()),
+            stored.as_object(),
+        ) {
+            for field in fields {
+                if !target.contains_key(*field)
+                    && let Some(value) = stored.get(*field)
+                {
+                    target.insert((*field).to_string(), value.clone());
+                }
+            }
+        }
+    };
+    if let Some(auth) = stored
+        .auth
+        .as_ref()
+        .and_then(|a| serde_json::to_value(a).ok())
+        && auth["type"] == auth_kind.as_str()
+    {
+        copy("auth", auth, auth_secrets, body);
+    }
+    if let Some(webhook) = stored
+        .webhook
+        .as_ref()
+        .and_then(|w| serde_json::to_value(w).ok())
+    {
+        copy("webhook", webhook, &["secret"], body);
+    }
+    Ok(())
 }
 
 /// Runs the connector's `check` against the remote system with the connection's credentials.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::config::Scope;
 use crate::error::{ApiError, ErrorBody, ErrorCode, Refused};
 use crate::extract::{ApiState, Caller, RawBody, utf8};
-use junction_flows::DeadLetter;
+use junction_flows::{DeadLetter, InputSchemaView};
 
 /// Which dead letters.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -146,4 +146,23 @@ pub(crate) async fn replay_flow_dead_letters(
         .ok_or_else(|| ApiError::bad_request("bulk replay needs `?flow=<name>`"))?;
     let runs = state.flows.replay_flow(&flow, &caller.name).await?;
     Ok((StatusCode::ACCEPTED, Json(ReplayedRuns { runs })).into_response())
+}
+
+/// The input schema a corrected input of the dead letter must satisfy: the
+/// operation's, in the plugin version a replay would call.
+#[utoipa::path(get, path = "/v1/dead-letters/{id}/input-schema", tag = "dead-letters",
+    security(("bearer" = ["read"])),
+    params(("id" = String, Path, description = "Dead letter id")),
+    responses(Refused,
+        (status = 200, description = "The schema (absent when the failed step calls no operation)", body = InputSchemaView),
+        (status = 404, description = "No such dead letter", body = ErrorBody),
+        (status = 409, description = "The step's connection or plugin is gone", body = ErrorBody),
+    ))]
+pub(crate) async fn dead_letter_input_schema(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<InputSchemaView>, ApiError> {
+    caller.require(Scope::Read)?;
+    Ok(Json(state.flows.dead_letter_input_schema(&id).await?))
 }

@@ -84,6 +84,14 @@ impl Tokens {
         self.0.len()
     }
 
+    /// The scope of the token called `name`, while it is configured.
+    pub(crate) fn scope_of(&self, name: &str) -> Option<Scope> {
+        self.0
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, scope)| *scope)
+    }
+
     pub(crate) fn find(&self, presented: &str) -> Option<(&str, Scope)> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         // Compare digests, not secrets, and every entry, so timing says nothing useful.
@@ -165,6 +173,13 @@ impl FromRequestParts<ApiState> for Caller {
         parts: &mut Parts,
         state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
+        // A request without a bearer token may come from the console, with
+        // its session cookie.
+        if !parts.headers.contains_key(header::AUTHORIZATION)
+            && let Some((session, scope)) = crate::console::session(state, &parts.headers).await?
+        {
+            return crate::console::caller_of(&session, scope, &parts.method, &parts.headers);
+        }
         let token = bearer(&parts.headers)?;
         let tokens = state.tokens();
         let (name, scope) = tokens

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::config::Scope;
 use crate::error::{ApiError, ErrorBody, ErrorCode, Refused};
 use crate::extract::{ApiState, Caller, RawBody, utf8};
-use junction_flows::{Deployed, FlowDetail, FlowSummary};
+use junction_flows::{Deployed, FlowDetail, FlowSummary, FlowVersionSource};
 use junction_runtime::trace::TraceContext;
 
 /// Every deployed flow.
@@ -87,6 +87,32 @@ pub(crate) async fn flow_detail(
 ) -> Result<Json<FlowDetail>, ApiError> {
     caller.require(Scope::Read)?;
     Ok(Json(state.flows.get(&name).await?))
+}
+
+/// One version of a flow, with its source (to compare two versions).
+#[utoipa::path(get, path = "/v1/flows/{name}/versions/{version}", tag = "flows",
+    security(("bearer" = ["read"])),
+    params(
+        ("name" = String, Path, description = "Flow name"),
+        ("version" = i64, Path, description = "Version number"),
+    ),
+    responses(Refused,
+        (status = 200, description = "The version", body = FlowVersionSource),
+        (status = 400, description = "The version is not a number", body = ErrorBody),
+        (status = 404, description = "No such flow or version", body = ErrorBody),
+    ))]
+pub(crate) async fn flow_version(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<FlowVersionSource>, ApiError> {
+    caller.require(Scope::Read)?;
+    let version: i64 = version.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "version `{version}` is not a number; versions are 1, 2, ..."
+        ))
+    })?;
+    Ok(Json(state.flows.version(&name, version).await?))
 }
 
 /// Starts a run of a flow with the JSON body as its trigger event.

@@ -20,6 +20,7 @@ mod audit;
 mod circuits;
 pub mod config;
 mod connections;
+mod console;
 mod dead_letters;
 mod error;
 mod events;

@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 use crate::audit::*;
 use crate::circuits::*;
 use crate::connections::*;
+use crate::console::*;
 use crate::dead_letters::*;
 use crate::error::{ErrorBody, ErrorCode};
 use crate::events::*;
@@ -60,6 +61,7 @@ wider scope may call them too. Webhooks are authenticated by their signature ins
         (name = "audit", description = "Who did what"),
         (name = "events", description = "CloudEvents the host emitted or passed on, as a feed (and published to NATS JetStream when configured)"),
         (name = "governance", description = "Which system owns which field of each canonical entity, and the cross-system id map"),
+        (name = "console", description = "The operator console at `/console/`: its page, sign-in and sessions"),
         (name = "kpis", description = "Business KPIs of a window: setup cycle time, failed syncs, manual touches, blocked invoices"),
     )
 )]
@@ -85,6 +87,15 @@ impl Modify for Security {
                 "An API token from the host's `[api.tokens]`; the requirement lists the scope \
                  an endpoint needs (`read`, `invoker`, `operator` or `admin`).",
             ),
+        );
+        components.add_security_scheme(
+            "console_session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "junction_session",
+                "The operator console's session (`POST /console/session`): it acts as the \
+                 API token it was opened with, on every endpoint, with that token's scope; \
+                 a state change made with it must carry the session's `X-CSRF-Token`.",
+            ))),
         );
         components.add_security_scheme(
             "scrape_token",
@@ -119,6 +130,7 @@ pub(crate) fn routes(upload_limit: usize) -> OpenApiRouter<ApiState> {
         .routes(routes!(webhook))
         .routes(routes!(list_flows))
         .routes(routes!(flow_detail, deploy_flow))
+        .routes(routes!(flow_version))
         .routes(routes!(start_run))
         .routes(routes!(list_runs))
         .routes(routes!(run_detail))
@@ -127,6 +139,13 @@ pub(crate) fn routes(upload_limit: usize) -> OpenApiRouter<ApiState> {
         .routes(routes!(replay_flow_dead_letters))
         .routes(routes!(discard_dead_letter))
         .routes(routes!(replay_dead_letter))
+        .routes(routes!(dead_letter_input_schema))
+        .routes(routes!(console_link))
+        .routes(routes!(console_page))
+        .routes(routes!(console_page_bare))
+        .routes(routes!(console_asset))
+        .routes(routes!(whoami, sign_in, sign_out))
+        .routes(routes!(redeem_link))
         .routes(routes!(kpis))
         .routes(routes!(get_governance, deploy_governance))
         .routes(routes!(find_xref))
