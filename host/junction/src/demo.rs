@@ -372,6 +372,9 @@ pub async fn run(keep_running: bool) -> anyhow::Result<DemoReport> {
     );
     println!("  openapi   {base}/v1/openapi.json  (OpenAPI 3.1, no token needed)");
     println!("  health    {base}/healthz");
+    println!(
+        "  console   {base}/console/  (sign in with the token; `demo --keep-running` prints a one-time link)"
+    );
     println!("  traces    set OTEL_EXPORTER_OTLP_ENDPOINT before `junction serve` to export them");
 
     let project_key = jira_projects
@@ -400,6 +403,17 @@ pub async fn run(keep_running: bool) -> anyhow::Result<DemoReport> {
     }
 
     if keep_running {
+        // A one-time link: whoever opens it first is signed in as the demo's
+        // admin token, without pasting it.
+        let link = client
+            .send(reqwest::Method::POST, "/v1/console/links", Body::Empty)
+            .await?;
+        println!();
+        println!(
+            "Console (one-time sign-in link, valid 10 minutes): {}",
+            link["url"].as_str().unwrap_or("?")
+        );
+        println!("  later: {base}/console/ and sign in with the token above");
         println!("serving until Ctrl-C ...");
         tokio::signal::ctrl_c().await?;
     }
