@@ -21,6 +21,32 @@ pub mod guests {
     }
 }
 
+/// A package manifest of plugin `name` with `operations`.
+pub fn manifest(name: &str, version: &str, world: &str, operations: &[&str]) -> String {
+    let ops: Vec<String> = operations.iter().map(|o| format!("{o:?}")).collect();
+    format!(
+        "[plugin]\nname = {name:?}\nversion = {version:?}\nworld = {world:?}\nwit = \"junction:plugin@0.1.0\"\n\
+         description = \"test\"\noperations = [{}]\ntriggers = []\n\n[capabilities]\noutbound_hosts = []\nauth = \"none\"\nkv = {}\n",
+        ops.join(", "),
+        world == "connector"
+    )
+}
+
+/// The operations of the echo test guest.
+pub const ECHO_OPS: &[&str] = &[
+    "noop", "echo", "version", "config", "kv", "fetch", "whoami", "env",
+];
+
+/// The echo test guest packaged as version `0.1.0` or `0.2.0`.
+pub fn echo_package(version: &str) -> junction_registry::Package {
+    let wasm = match version {
+        "0.1.0" => guests::bytes(guests::ECHO),
+        "0.2.0" => guests::bytes(guests::ECHO_V2),
+        other => panic!("no echo {other}"),
+    };
+    junction_registry::Package::new(manifest("echo", version, "connector", ECHO_OPS), wasm)
+}
+
 /// Limits small enough that hostile guests hit them quickly.
 pub fn test_limits() -> Limits {
     Limits {

@@ -17,6 +17,8 @@ use crate::{eventually, runtime_with};
 
 /// The admin token of the host.
 pub const ADMIN: &str = "admin-token-shipped-flows-0123";
+/// A token of the read scope.
+pub const VIEWER: &str = "viewer-token-shipped-flows-0123";
 const TERMINAL: [&str; 3] = ["completed", "compensated", "failed"];
 
 /// The host and its estate.
@@ -39,13 +41,22 @@ pub async fn host() -> Host {
         config.store.database = None;
         config.runtime.cache_dir = Some(concat!(env!("OUT_DIR"), "/shipped-flows-cache").into());
         config.api.public_url = Some(base.clone());
-        config.api.tokens = BTreeMap::from([(
-            "admin".into(),
-            Token {
-                token: ADMIN.into(),
-                scope: Scope::Admin,
-            },
-        )]);
+        config.api.tokens = BTreeMap::from([
+            (
+                "admin".into(),
+                Token {
+                    token: ADMIN.into(),
+                    scope: Scope::Admin,
+                },
+            ),
+            (
+                "viewer".into(),
+                Token {
+                    token: VIEWER.into(),
+                    scope: Scope::Read,
+                },
+            ),
+        ]);
         config
     };
     let runtime = runtime_with(&config).await;
@@ -118,6 +129,20 @@ impl Host {
         let text = answer.text().await.unwrap();
         let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, value)
+    }
+
+    /// A one-time console sign-in link for `token`.
+    pub async fn console_link(&self, token: &str) -> String {
+        let answer = self
+            .http
+            .post(format!("{}/v1/console/links", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), reqwest::StatusCode::CREATED);
+        let link: Value = answer.json().await.unwrap();
+        link["url"].as_str().unwrap().to_string()
     }
 
     /// PUTs `toml` to `path`; panics unless the answer is a success.

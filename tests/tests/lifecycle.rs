@@ -12,33 +12,12 @@ use std::time::{Duration, Instant};
 use junction::config::{Config, Scope, Token};
 use junction_registry::{Package, SigningKey};
 use junction_runtime::runtime::Runtime;
-use junction_tests::{guests, runtime_with, test_config, test_limits};
+use junction_tests::{
+    ECHO_OPS, echo_package, guests, manifest, runtime_with, test_config, test_limits,
+};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "admin-token-0123456789";
-
-fn manifest(name: &str, version: &str, world: &str, operations: &[&str]) -> String {
-    let ops: Vec<String> = operations.iter().map(|o| format!("{o:?}")).collect();
-    format!(
-        "[plugin]\nname = {name:?}\nversion = {version:?}\nworld = {world:?}\nwit = \"junction:plugin@0.1.0\"\n\
-         description = \"test\"\noperations = [{}]\ntriggers = []\n\n[capabilities]\noutbound_hosts = []\nauth = \"none\"\nkv = {}\n",
-        ops.join(", "),
-        world == "connector"
-    )
-}
-
-const ECHO_OPS: &[&str] = &[
-    "noop", "echo", "version", "config", "kv", "fetch", "whoami", "env",
-];
-
-fn echo_package(version: &str) -> Package {
-    let wasm = match version {
-        "0.1.0" => guests::bytes(guests::ECHO),
-        "0.2.0" => guests::bytes(guests::ECHO_V2),
-        other => panic!("no echo {other}"),
-    };
-    Package::new(manifest("echo", version, "connector", ECHO_OPS), wasm)
-}
 
 fn config(extra: impl FnOnce(&mut Config)) -> Config {
     let mut config = test_config(test_limits());
