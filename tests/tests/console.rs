@@ -521,7 +521,16 @@ async fn an_operator_replays_a_corrected_dead_letter_and_swaps_a_plugin_version_
         .click()
         .await
         .unwrap();
-    browser.css("dialog#confirm[open]").await;
+    let says = browser
+        .css("dialog#confirm[open]")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        says.contains("from 0.2.0 to 0.1.0"),
+        "the confirmation says: {says}"
+    );
     browser.css("#confirm-yes").await.click().await.unwrap();
     eventually(
         "0.1.0 is active again",
@@ -539,6 +548,28 @@ async fn an_operator_replays_a_corrected_dead_letter_and_swaps_a_plugin_version_
     .await;
     browser.open("#/plugins/echo").await;
     browser.shoot("plugin").await;
+
+    // A connection checked from its page shows the check's outcome.
+    browser.open("#/connections/jira").await;
+    browser
+        .css("[data-action='check']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    eventually(
+        "the connection page shows a passed check",
+        WAIT,
+        Duration::from_millis(100),
+        || async {
+            if browser.count(".last-check .status-passed").await > 0 {
+                Ok(())
+            } else {
+                Err(browser.css("main").await.text().await.unwrap())
+            }
+        },
+    )
+    .await;
 
     // Every list page, at both widths, without a script error.
     for (hash, name) in [

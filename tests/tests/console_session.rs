@@ -311,4 +311,68 @@ async fn a_connection_edited_without_its_secrets_keeps_them() {
         .call("POST", "/v1/connections/hubspot/check", None)
         .await;
     assert_eq!(check["status"], "ok");
+    let health = host
+        .call("GET", "/v1/connections/hubspot/circuit", None)
+        .await;
+    assert_eq!(health["last_check_ok"], true, "{health:#}");
+    assert!(health["last_check_at"].is_string(), "{health:#}");
+
+    // A check that fails is what the console's health shows next.
+    let (_, mut spec) = host
+        .estate
+        .connections()
+        .into_iter()
+        .find(|(name, _)| *name == "hubspot")
+        .unwrap();
+    spec["auth"]["token"] = json!("a-token-hubspot-does-not-know");
+    host.call("PUT", "/v1/connections/hubspot", Some(spec))
+        .await;
+    let (status, _) = host
+        .send("POST", "/v1/connections/hubspot/check", None)
+        .await;
+    assert!(!status.is_success());
+    let health = host
+        .call("GET", "/v1/connections/hubspot/circuit", None)
+        .await;
+    assert_eq!(health["last_check_ok"], false, "{health:#}");
+    assert!(health["last_check_error"].is_string(), "{health:#}");
+}
+
+/// The console's runs filter by time is the API's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_filtered_by_when_they_were_created() {
+    let host = shipped_host::host().await;
+    let run = host.deal_won().await;
+    host.finished(&run).await;
+    let ids = |list: &Value| -> Vec<String> {
+        list["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = host.call("GET", "/v1/runs", None).await;
+    assert!(ids(&all).contains(&run), "{all:#}");
+    let later = host
+        .call("GET", "/v1/runs?since=2999-01-01T00:00:00Z", None)
+        .await;
+    assert!(ids(&later).is_empty(), "{later:#}");
+    let before = host
+        .call("GET", "/v1/runs?until=2999-01-01T00:00:00%2B01:00", None)
+        .await;
+    assert_eq!(ids(&before), ids(&all));
+    let earlier = host
+        .call("GET", "/v1/runs?until=2000-01-01T00:00:00Z", None)
+        .await;
+    assert!(ids(&earlier).is_empty(), "{earlier:#}");
+    let (status, body) = host.send("GET", "/v1/runs?since=yesterday", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("RFC 3339"),
+        "{body}"
+    );
 }

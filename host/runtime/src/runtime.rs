@@ -399,7 +399,28 @@ impl Runtime {
         let result = traced(span, self.check_on(connection, &mut seen)).await;
         let m = &self.metrics;
         m.record_call(seen.as_deref(), connection, "check", started, &result);
+        if !matches!(result, Err(CallError::UnknownConnection(_))) {
+            let check = junction_store::CheckRow {
+                checked_at: junction_store::now_ms(),
+                ok: result.is_ok(),
+                message: result.as_ref().err().map(ToString::to_string),
+            };
+            if let Err(e) = self.store().record_check(connection, &check).await {
+                tracing::warn!(connection, error = %e, "could not keep the check's outcome");
+            }
+        }
         result
+    }
+
+    /// What is left of the pause this host learned from `connection`'s
+    /// rate-limit answers (`Retry-After`, a 429, an allocation used up).
+    pub fn rate_pause(&self, connection: &str) -> Duration {
+        self.nets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(connection)
+            .and_then(|bound| bound.net.rate.as_ref().map(|r| r.pause_remaining()))
+            .unwrap_or_default()
     }
 
     /// [`check`](Self::check); `seen` is set to the plugin once it resolves.

@@ -373,3 +373,45 @@ const SECRET_COLUMNS: [&str; 2] = ["auth", "webhook"];
 fn secret_context(name: &str, column: &str) -> String {
     format!("connections/{name}/{column}")
 }
+
+/// The last check of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRow {
+    /// When it ended, in ms since the epoch.
+    pub checked_at: i64,
+    /// Whether the remote system answered as expected.
+    pub ok: bool,
+    /// Why not.
+    pub message: Option<String>,
+}
+
+impl Store {
+    /// Keeps the outcome of a check of `connection`, in place of the last one.
+    pub async fn record_check(&self, connection: &str, check: &CheckRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO connection_checks (connection, checked_at, ok, message) VALUES ($1, $2, $3, $4) ON CONFLICT (connection) DO UPDATE SET checked_at = excluded.checked_at, ok = excluded.ok, message = excluded.message",
+        )
+        .bind(connection)
+        .bind(check.checked_at)
+        .bind(i64::from(check.ok))
+        .bind(check.message.as_deref())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The last check of `connection`, if it was ever checked.
+    pub async fn last_check(&self, connection: &str) -> Result<Option<CheckRow>> {
+        let row = sqlx::query(
+            "SELECT checked_at, ok, message FROM connection_checks WHERE connection = $1",
+        )
+        .bind(connection)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| CheckRow {
+            checked_at: r.get(0),
+            ok: r.get::<i64, _>(1) != 0,
+            message: r.get(2),
+        }))
+    }
+}

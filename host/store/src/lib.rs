@@ -55,7 +55,7 @@ mod work;
 pub use changes::{Change, ChangeFeed};
 pub use circuits::{CircuitRow, CircuitSettings, FailureOutcome};
 pub use config::{DatabaseLocation, StoreConfig};
-pub use connections::{Auth, Connection, RateLimit, WebhookSettings};
+pub use connections::{Auth, CheckRow, Connection, RateLimit, WebhookSettings};
 pub use console::{ConsoleKind, ConsoleSession};
 pub use dead_letters::{DeadLetterRow, NewDeadLetter, ReplayOutcome, TouchKind};
 pub use events::{CloudEvent, Cursor, EventRow};

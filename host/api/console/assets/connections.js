@@ -4,7 +4,7 @@
 // are write-only: never prefilled, left empty to keep them).
 
 import { get, put, post, path, can } from './api.js';
-import { h, section, table, badge, code, kv, confirm, errorBox, notice, field, select, busy, orDash, plural, pageHeader, when, scopeNote, duration, DASH } from './ui.js';
+import { h, section, table, badge, code, kv, confirm, errorBox, notice, field, select, busy, orDash, plural, pageHeader, when, scopeNote, duration, lastCheck, DASH } from './ui.js';
 
 const UNCHANGED = 'unchanged — type to replace';
 const link = (name) => h('a', { href: `#/connections/${encodeURIComponent(name)}` }, name);
@@ -291,8 +291,8 @@ function circuitSection(ctx, conn, circuit) {
     ['Parked runs', String(circuit.parked_runs)],
     ['Why it last changed', circuit.reason],
     ['Open for', `${duration(st.cool_down_ms)} before a probe`],
-    ['Last check', when(circuit.last_check_at)],
-    ['Rate-limit pause', when(circuit.rate_limited_until)],
+    ['Last check', lastCheck(circuit)],
+    ['Rate-limit pause until', when(circuit.rate_limited_until)],
   ]));
   if (can('operator')) {
     const open = circuit.state === 'closed';
@@ -339,18 +339,13 @@ async function renderDetail(ctx) {
   ]));
   root.append(summary);
   if (can('invoker')) {
-    const out = h('div', { id: 'check-result', 'aria-live': 'polite' });
     const b = h('button', { type: 'button', class: 'write', dataset: { action: 'check' } }, 'Check the connection');
-    b.addEventListener('click', () => busy(b, async () => {
-      out.replaceChildren(h('p', { class: 'muted' }, `checking ${conn.name}…`));
-      try {
-        const r = await post(path('/v1/connections', conn.name, 'check'), undefined, { signal });
-        out.replaceChildren(notice(`Check passed: ${r.plugin} ${r.version} reached the remote system with the connection’s credentials.`, 'ok'));
-      } catch (err) {
-        if (err.name !== 'AbortError') out.replaceChildren(errorBox(err));
-      }
+    // The page is shown again afterwards, so the circuit's last check is the new one.
+    b.addEventListener('click', () => ctx.mutate(`Checking ${conn.name}…`, async () => {
+      const r = await post(path('/v1/connections', conn.name, 'check'));
+      return `Check passed: ${r.plugin} ${r.version} reached the remote system with the connection’s credentials.`;
     }));
-    summary.append(h('div', { class: 'actions' }, b, h('span', { class: 'hint' }, 'Runs the connector’s check against the remote system.')), out);
+    summary.append(h('div', { class: 'actions' }, b, h('span', { class: 'hint' }, 'Runs the connector’s check against the remote system.')));
   }
   const settings = Object.entries(conn.config || {});
   root.append(section('Settings', table([

@@ -3,7 +3,7 @@
 // rates, open dead letters by age), the latest runs, connection health.
 
 import { get, path, describe } from './api.js';
-import { h, section, table, barChart, when, badge, code, duration, errorBox, orDash, plural, DASH } from './ui.js';
+import { h, section, table, barChart, when, badge, code, duration, errorBox, orDash, plural, lastCheck, DASH } from './ui.js';
 
 const HOUR = 3600 * 1000;
 const IN_PROGRESS = new Set(['pending', 'running', 'compensating']);
@@ -182,8 +182,8 @@ function healthTable(conns, circuits) {
     { label: 'Opened', cell: (r) => when(v(r).opened_at) },
     { label: 'Next probe', cell: (r) => (v(r).manual ? 'opened by hand' : when(v(r).next_probe_at)) },
     { label: 'Parked runs', cell: (r) => orDash(v(r).parked_runs) },
-    { label: 'Last check', cell: (r) => when(v(r).last_check_at || r.last_check_at) },
-    { label: 'Rate-limit pause', cell: (r) => when(v(r).rate_limited_until || r.rate_limited_until) },
+    { label: 'Last check', cell: (r) => lastCheck(v(r)) },
+    { label: 'Rate-limit pause until', cell: (r) => when(v(r).rate_limited_until) },
     { label: 'Why', cell: (r) => orDash(v(r).reason) },
   ], conns, { rowAttrs: (r) => ({ dataset: { connection: r.name } }), empty: 'No connections yet.', id: 'connection-health' });
 }

@@ -106,6 +106,15 @@ export function when(iso) {
   return h('time', { datetime: iso, title: iso }, localTime(iso), rel ? h('span', { class: 'age' }, ` (${rel})`) : null);
 }
 
+/** A connection's last check (from its circuit's answer): when, and whether it passed. */
+export function lastCheck(health) {
+  if (!health || !health.last_check_at) return DASH;
+  const passed = health.last_check_ok === true;
+  return h('span', { class: 'last-check', title: health.last_check_error || '' },
+    badge(passed ? 'passed' : 'failed'), ' ', when(health.last_check_at),
+    passed || !health.last_check_error ? null : h('span', { class: 'error-text' }, ` ${health.last_check_error}`));
+}
+
 // ---- small pieces ----
 
 /** A status badge: class `status status-<name>`. */
