@@ -19,8 +19,27 @@ pub(crate) struct RunsQuery {
     /// Only runs in this status: `pending`, `running`, `compensating`,
     /// `completed`, `compensated` or `failed`.
     status: Option<String>,
+    /// Only runs created at or after this RFC 3339 time.
+    since: Option<String>,
+    /// Only runs created before this RFC 3339 time.
+    until: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     limit: Option<u32>,
+}
+
+/// A time parameter in ms since the epoch.
+fn instant(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| t.timestamp_millis())
+                .map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "`{name}` must be an RFC 3339 time such as 2026-12-08T09:30:00Z, not `{v}`: {e}"
+                    ))
+                })
+        })
+        .transpose()
 }
 
 /// Runs, newest first, without their steps.
@@ -62,9 +81,17 @@ pub(crate) async fn list_runs(
         )));
     }
     let limit = query.limit.unwrap_or(100).min(1000);
+    let since = instant("since", query.since.as_deref())?;
+    let until = instant("until", query.until.as_deref())?;
     let runs = state
         .flows
-        .runs(query.flow.as_deref(), query.status.as_deref(), limit)
+        .runs_created(
+            query.flow.as_deref(),
+            query.status.as_deref(),
+            since,
+            until,
+            limit,
+        )
         .await?;
     Ok(Json(RunList { runs }))
 }

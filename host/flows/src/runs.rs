@@ -138,7 +138,23 @@ impl Flows {
         status: Option<&str>,
         limit: u32,
     ) -> Result<Vec<RunView>> {
-        let rows = self.store().runs(flow, status, limit).await?;
+        self.runs_created(flow, status, None, None, limit).await
+    }
+
+    /// As [`runs`](Self::runs), of those created at or after `since` and
+    /// before `until` (ms since the epoch) when given.
+    pub async fn runs_created(
+        &self,
+        flow: Option<&str>,
+        status: Option<&str>,
+        since: Option<i64>,
+        until: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<RunView>> {
+        let rows = self
+            .store()
+            .runs_created(flow, status, since, until, limit)
+            .await?;
         rows.into_iter().map(run_view).collect()
     }
 

@@ -238,13 +238,30 @@ impl Store {
         status: Option<&str>,
         limit: u32,
     ) -> Result<Vec<RunRow>> {
+        self.runs_created(flow, status, None, None, limit).await
+    }
+
+    /// As [`runs`](Self::runs), of those created at or after `since` and
+    /// before `until` (ms since the epoch) when given.
+    pub async fn runs_created(
+        &self,
+        flow: Option<&str>,
+        status: Option<&str>,
+        since: Option<i64>,
+        until: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<RunRow>> {
         let rows = sqlx::query(
-            "SELECT id, flow, flow_version, status, trigger_event, error, failed_step, created_at, updated_at, finished_at, traceparent, parked_on, waiting_for, next_at FROM runs WHERE ($1 IS NULL OR flow = $2) AND ($3 IS NULL OR status = $4) ORDER BY created_at DESC, id LIMIT $5",
+            "SELECT id, flow, flow_version, status, trigger_event, error, failed_step, created_at, updated_at, finished_at, traceparent, parked_on, waiting_for, next_at FROM runs WHERE ($1 IS NULL OR flow = $2) AND ($3 IS NULL OR status = $4) AND ($5 IS NULL OR created_at >= $6) AND ($7 IS NULL OR created_at < $8) ORDER BY created_at DESC, id LIMIT $9",
         )
         .bind(flow)
         .bind(flow)
         .bind(status)
         .bind(status)
+        .bind(since)
+        .bind(since)
+        .bind(until)
+        .bind(until)
         .bind(i64::from(limit))
         .fetch_all(self.pool())
         .await?;

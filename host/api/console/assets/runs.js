@@ -49,13 +49,14 @@ async function renderList(ctx) {
   const since = filterTime(sinceText);
   const until = filterTime(untilText);
   const timed = since !== null || until !== null;
-  const limit = timed ? 1000 : 200;
+  const limit = 200;
+  const iso = (t) => (t === null || Number.isNaN(t) ? '' : new Date(t).toISOString());
   const [flows, data] = await Promise.all([
     get('/v1/flows', { signal }).catch((err) => {
       if (err.status === 401 || err.name === 'AbortError') throw err;
       return { flows: [] };
     }),
-    STATUSES.includes(status) || !status ? get(`/v1/runs${query({ flow, status, limit })}`, { signal }) : Promise.resolve(null),
+    STATUSES.includes(status) || !status ? get(`/v1/runs${query({ flow, status, since: iso(since), until: iso(until), limit })}`, { signal }) : Promise.resolve(null),
   ]);
 
   const flowNames = flows.flows.map((f) => f.name);
