@@ -82,6 +82,8 @@ pub struct PluginDetail {
     pub world: String,
     /// The active version.
     pub active: Option<String>,
+    /// The version a rollback would activate; absent when there is none.
+    pub rollback_to: Option<String>,
     /// Connections following the active version.
     pub following_active: Vec<String>,
     /// Loaded versions, oldest first.
@@ -303,20 +305,33 @@ impl Runtime {
             .plugins
             .versions(name)
             .ok_or_else(|| Conflict::NotLoaded(format!("no plugin `{name}` is loaded")))?;
-        let active = active.map(|v| v.to_string()).unwrap_or_default();
-        let loaded: Vec<String> = versions.iter().map(|p| p.version().to_string()).collect();
-        let history = self.store().activation_history(name).await?;
-        let previous = history
-            .iter()
-            .rev()
-            .find(|v| **v != active && loaded.contains(v))
-            .cloned()
+        let previous = self
+            .rollback_target(name, &versions, active.as_ref())
+            .await?
             .ok_or_else(|| {
                 Conflict::NotLoaded(format!(
                     "plugin `{name}` has no earlier active version to roll back to"
                 ))
             })?;
         self.activate_inner(name, &previous, actor).await
+    }
+
+    /// The version a rollback of `name` would activate: the last one active
+    /// before the current one that is still loaded.
+    async fn rollback_target(
+        &self,
+        name: &str,
+        versions: &[Arc<Plugin>],
+        active: Option<&semver::Version>,
+    ) -> Result<Option<String>, LifecycleError> {
+        let active = active.map(ToString::to_string).unwrap_or_default();
+        let loaded: Vec<String> = versions.iter().map(|p| p.version().to_string()).collect();
+        let history = self.store().activation_history(name).await?;
+        Ok(history
+            .iter()
+            .rev()
+            .find(|v| **v != active && loaded.contains(v))
+            .cloned())
     }
 
     /// Unloads and forgets a version that is neither active nor pinned.
@@ -392,10 +407,14 @@ impl Runtime {
             .or(versions.first())
             .map(|p| p.world().to_string())
             .unwrap_or_default();
+        let rollback_to = self
+            .rollback_target(name, &versions, active.as_ref())
+            .await?;
         Ok(PluginDetail {
             name: name.to_string(),
             world,
             active: active.as_ref().map(ToString::to_string),
+            rollback_to,
             following_active: connections
                 .iter()
                 .filter(|c| c.version.is_none())

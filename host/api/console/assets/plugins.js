@@ -129,11 +129,11 @@ export function activateText(detail, version, use) {
 }
 
 export function rollbackText(detail, use) {
-  const to = detail.previous ? ` (${detail.previous})` : '';
+  const to = detail.rollback_to || 'the version that was active before it';
   const follow = use.following.length
-    ? `connections that do not pin a version (${use.following.join(', ')}) will call that version`
+    ? `connections that do not pin a version (${use.following.join(', ')}) will call ${detail.rollback_to || 'that version'}`
     : 'no connection follows the active version, so no connection’s calls change now';
-  return `Roll back ${detail.name} from ${detail.active} to the version that was active before it${to}: ${follow}.`;
+  return `Roll back ${detail.name} from ${detail.active} to ${to}: ${follow}.`;
 }
 
 async function act(ctx, text, yes, busyText, work, done) {
@@ -205,8 +205,8 @@ async function renderDetail(ctx) {
     ].filter(Boolean), versions, { rowAttrs: (v) => ({ dataset: { version: v.version }, class: v.active ? 'is-active' : null }), empty: 'No version is loaded.', id: 'versions' }));
   root.append(body);
 
-  if (writer && detail.active && detail.versions.length > 1) {
-    const rb = h('button', { type: 'button', class: 'write secondary', dataset: { action: 'rollback' } }, 'Roll back to the previous version');
+  if (writer && detail.active && detail.rollback_to) {
+    const rb = h('button', { type: 'button', class: 'write secondary', dataset: { action: 'rollback' } }, `Roll back to ${detail.rollback_to}`);
     rb.addEventListener('click', () => act(ctx, rollbackText(detail, use), 'Roll back', `Rolling back ${name}…`,
       () => post(path('/v1/plugins', name, 'rollback')),
       (a) => `Rolled back ${a.name}: ${a.active} (${a.digest}) is active.`));
