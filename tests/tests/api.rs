@@ -197,7 +197,11 @@ async fn connections_never_show_secrets() {
     assert_eq!(status, StatusCode::OK);
     let text = body.to_string();
     assert!(!text.contains("jira-api-token"), "{text}");
-    assert_eq!(body["connections"][1]["auth"], json!({"type": "basic"}));
+    // The kind and the fields that are not secret; never the password.
+    assert_eq!(
+        body["connections"][1]["auth"],
+        json!({"type": "basic", "username": "ops@acme.example"})
+    );
 }
 
 #[tokio::test]

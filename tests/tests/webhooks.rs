@@ -600,7 +600,10 @@ async fn webhook_secrets_are_never_shown() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["webhook"], json!({"scheme": "github"}));
-    assert_eq!(body["auth"], json!({"type": "api_key"}));
+    assert_eq!(
+        body["auth"],
+        json!({"type": "api_key", "header": "x-api-key"})
+    );
     let request = Request::get("/v1/connections")
         .header("authorization", format!("Bearer {OPERATOR}"))
         .body(Body::empty())

@@ -49,12 +49,38 @@ pub(crate) struct ConnectionView {
     updated_at: String,
 }
 
-/// The kind of a connection's credentials.
+/// The kind of a connection's credentials, and their fields that are not
+/// secret (`username`, `header`, `token_url`, `client_id`, `scope`).
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Kind {
     /// The kind.
     #[serde(rename = "type")]
     kind: &'static str,
+    /// The fields that are not secret, by name.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The credential fields the API shows: an allow-list, so that a secret
+/// field added later is hidden until it is named here.
+const PUBLIC_AUTH_FIELDS: [&str; 5] = ["username", "header", "token_url", "client_id", "scope"];
+
+impl Kind {
+    fn of(auth: &junction_store::Auth) -> Kind {
+        let mut settings = serde_json::Map::new();
+        if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(auth) {
+            for (name, value) in fields {
+                if PUBLIC_AUTH_FIELDS.contains(&name.as_str()) && !value.is_null() {
+                    settings.insert(name, value);
+                }
+            }
+        }
+        Kind {
+            kind: auth.kind(),
+            settings,
+        }
+    }
 }
 
 /// How a connection's webhooks are verified, without the secret.
@@ -85,7 +111,7 @@ pub(crate) struct CheckPassed {
 impl From<Connection> for ConnectionView {
     fn from(c: Connection) -> Self {
         ConnectionView {
-            auth: c.auth.as_ref().map(|a| Kind { kind: a.kind() }),
+            auth: c.auth.as_ref().map(Kind::of),
             credential_hosts: match c.auth {
                 Some(_) => junction_runtime::runtime::credential_targets(
                     &c.credential_hosts,
