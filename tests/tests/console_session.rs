@@ -84,6 +84,29 @@ async fn a_session_acts_as_its_token_and_every_change_needs_its_csrf_token() {
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     assert!(refused.headers().get("set-cookie").is_none());
 
+    // Another site's page cannot sign its visitors in: not with a form
+    // (no JSON), not with a script (its Origin).
+    let form = host
+        .http
+        .post(format!("{}/console/session", host.base))
+        .header("content-type", "text/plain")
+        .body(json!({ "token": ADMIN }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(form.headers().get("set-cookie").is_none());
+    let elsewhere = host
+        .http
+        .post(format!("{}/console/session", host.base))
+        .header("origin", "https://attacker.example")
+        .json(&json!({ "token": ADMIN }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), StatusCode::FORBIDDEN);
+    assert!(elsewhere.headers().get("set-cookie").is_none());
+
     let (admin, set_cookie) = sign_in(&host, ADMIN).await;
     let attributes = set_cookie.to_str().unwrap();
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {

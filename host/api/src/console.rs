@@ -354,16 +354,64 @@ pub(crate) struct SignIn {
         (status = 200, description = "Signed in; the cookie is set", body = SessionView),
         (status = 400, description = "The body is not `{\"token\": ...}`", body = ErrorBody),
         (status = 401, description = "No token of this host is that token", body = ErrorBody),
+        (status = 403, description = "The request came from another site's page (`Origin`)", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
     ))]
 pub(crate) async fn sign_in(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<SignIn>,
 ) -> Result<Response, ApiError> {
+    same_origin_json(&headers, &state.public_url)?;
     let tokens = state.tokens();
     let (name, scope) = tokens.find(body.token.trim()).ok_or_else(|| {
         unauthorized("no API token of this host is that token; check it and sign in again")
     })?;
     open(&state, name, scope, "token").await
+}
+
+/// A sign-in comes from the console's own page: JSON (which a form on
+/// another site cannot send without the browser asking this host first),
+/// and from this host's origin (its `Host`, or its public URL) when the
+/// browser names one. Otherwise
+/// another site could sign its visitors in as a token of its choosing.
+fn same_origin_json(headers: &HeaderMap, public_url: &str) -> Result<(), ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::BadRequest,
+            "a sign-in is `Content-Type: application/json` with `{\"token\": \"...\"}`",
+        ));
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if let (Some(origin), Some(host)) = (origin, host) {
+        let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        // Behind a proxy that rewrites `Host`, the public URL is the origin.
+        let public = public_url
+            .get(..origin.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(origin))
+            && public_url[origin.len()..]
+                .chars()
+                .next()
+                .is_none_or(|c| c == '/');
+        if !authority.eq_ignore_ascii_case(host) && !public {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                format!("a sign-in must come from this host's console, not from `{origin}`"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The console session of the cookie: its token, scope and CSRF token.
