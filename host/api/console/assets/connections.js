@@ -88,9 +88,11 @@ export function buildSpec(v, existing) {
   if (v.auth_type) {
     const keep = !!(existing && existing.auth && existing.auth.type === v.auth_type);
     spec.auth = { type: v.auth_type };
-    for (const [key, label, , required] of AUTH_FIELDS[v.auth_type] || []) {
+    for (const [key, label, secret, required] of AUTH_FIELDS[v.auth_type] || []) {
       const value = (v.auth && v.auth[key]) || '';
       if (value) spec.auth[key] = value;
+      // The host keeps a stored secret left empty, but not the other fields.
+      else if (required && keep && !secret) errors.push(`Credentials: ${label} is required: the host keeps only the secret fields left empty, so type it again.`);
       else if (required && !keep) errors.push(`Credentials: ${label} is required.`);
     }
   }
@@ -157,7 +159,7 @@ function connectionForm(existing, plugins, onSaved) {
     });
     for (const [kind, els] of Object.entries(authInputs)) {
       for (const el of Object.values(els)) {
-        el.placeholder = keep && kind === authType.value ? UNCHANGED : (el.dataset.required ? 'required' : '');
+        el.placeholder = keep && kind === authType.value && el.dataset.secret ? UNCHANGED : (el.dataset.required ? 'required' : '');
       }
     }
   };

@@ -4,7 +4,7 @@
 // schema) before a replay; discard.
 
 import { get, post, del, path, query, can } from './api.js';
-import { h, section, table, code, kv, jsonView, confirm, errorBox, notice, busy, plural, pageHeader, when, relative, scopeNote, DASH } from './ui.js';
+import { h, section, table, code, kv, jsonView, confirm, errorBox, notice, busy, plural, pageHeader, when, relative, scopeNote, orDash, DASH } from './ui.js';
 import { Validator } from './json-schema.js';
 
 const link = (id) => h('a', { href: `#/dead-letters/${encodeURIComponent(id)}` }, code(id, 14));
@@ -269,13 +269,14 @@ async function renderDetail(ctx) {
       schemaAnswer.operation ? [' · ', code(schemaAnswer.operation)] : null,
       schemaAnswer.plugin ? h('span', { class: 'muted' }, ` (${schemaAnswer.plugin}${schemaAnswer.version ? ` ${schemaAnswer.version}` : ''})`) : null]],
   ])));
-  root.append(section('Errors', table([
-    { label: 'Phase', cell: (e) => e.phase },
-    { label: 'Attempt', cell: (e) => String(e.attempt) },
-    { label: 'When', cell: (e) => when(e.at) },
-    { label: 'Kind', cell: (e) => code(e.kind) },
-    { label: 'Message', cell: (e) => h('span', { class: 'error-text' }, e.message) },
-  ], dl.errors || [], { empty: 'No errors were recorded.', id: 'dl-errors' })));
+  // A list, not a table: the message is what matters, and on a narrow
+  // screen a table's last column is out of sight.
+  const errors = dl.errors || [];
+  root.append(section(`Errors (${errors.length})`, errors.length
+    ? h('ol', { class: 'error-list', id: 'dl-errors' }, errors.map((e) => h('li', null,
+      h('div', { class: 'error-meta' }, `${orDash(e.phase)} · attempt ${orDash(e.attempt)} · `, when(e.at), ' · ', code(e.kind)),
+      h('p', { class: 'error-text' }, orDash(e.message)))))
+    : h('p', { class: 'empty muted', id: 'dl-errors' }, 'No errors were recorded.')));
 
   const inputSection = section('Failed input');
   root.append(inputSection);

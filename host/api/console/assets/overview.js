@@ -114,6 +114,7 @@ export function durationUnit(maxSeconds) {
   if (maxSeconds >= 2 * 86400) return ['d', 86400];
   if (maxSeconds >= 2 * 3600) return ['h', 3600];
   if (maxSeconds >= 120) return ['min', 60];
+  if (maxSeconds > 0 && maxSeconds < 2) return ['ms', 0.001];
   return ['s', 1];
 }
 
@@ -126,14 +127,15 @@ function durationCharts(report) {
     const [unit, per] = durationUnit(maxSeconds);
     const inUnit = (v) => (v === null || v === undefined ? null : v / per);
     charts.push(barChart({
-      title: `${kpiLabel(name)} by flow (p50, p90, in ${unit === 'min' ? 'minutes' : unit === 'h' ? 'hours' : unit === 'd' ? 'days' : 'seconds'})`,
+      title: `${kpiLabel(name)} by flow (p50, p90, in ${{ ms: 'milliseconds', min: 'minutes', h: 'hours', d: 'days' }[unit] || 'seconds'})`,
       id: `chart-kpi-${name}`,
       labels: flows.map((f) => f.flow),
       series: [
         { name: 'p50', cls: 'p50', values: flows.map((f) => inUnit(f.p50_seconds)) },
         { name: 'p90', cls: 'p90', values: flows.map((f) => inUnit(f.p90_seconds)) },
       ],
-      format: (v) => `${Math.round(v * 10) / 10} ${unit}`,
+      // Two decimals at most, so ticks 0.25 apart stay apart ("0.25 s", not "0.3 s").
+      format: (v) => `${Math.round(v * 100) / 100} ${unit}`,
       empty: 'No duration ended in this window.',
     }));
   }
@@ -191,8 +193,8 @@ function healthTable(conns, circuits) {
 function latestRuns(runs) {
   return table([
     { label: 'Run', cell: (r) => h('a', { href: `#/runs/${encodeURIComponent(r.id)}` }, code(r.id, 14)) },
-    { label: 'Flow', cell: (r) => h('a', { href: `#/flows/${encodeURIComponent(r.flow)}` }, r.flow) },
     { label: 'Status', cell: (r) => badge(r.status) },
+    { label: 'Flow', cell: (r) => h('a', { href: `#/flows/${encodeURIComponent(r.flow)}` }, r.flow) },
     { label: 'Started', cell: (r) => when(r.created_at) },
     { label: 'Finished', cell: (r) => when(r.finished_at) },
     { label: 'Error', cell: (r) => (r.error ? h('span', { class: 'clip', title: r.error }, r.error) : DASH) },

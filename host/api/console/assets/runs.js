@@ -95,8 +95,8 @@ async function renderList(ctx) {
     `${plural(runs.length, 'run')}${timed ? ' in this time window' : ''}${more ? `, from the newest ${limit} matching ${flow || status ? 'flow and status' : 'runs'}` : ''}.`));
   root.append(table([
     { label: 'Run', cell: (r) => runLink(r.id) },
-    { label: 'Flow', cell: (r) => [flowLink(r.flow), h('span', { class: 'muted' }, ` v${r.flow_version}`)] },
     { label: 'Status', cell: (r) => [badge(r.status), r.parked_on ? h('span', { class: 'muted' }, ` parked on ${r.parked_on}`) : null, r.waiting_for ? h('span', { class: 'muted' }, ` waits for ${r.waiting_for.signal}`) : null] },
+    { label: 'Flow', cell: (r) => [flowLink(r.flow), h('span', { class: 'muted' }, ` v${r.flow_version}`)] },
     { label: 'Created', cell: (r) => when(r.created_at) },
     { label: 'Finished', cell: (r) => when(r.finished_at) },
     { label: 'Took', cell: (r) => (r.finished_at ? elapsed(r.created_at, r.finished_at) : DASH) },

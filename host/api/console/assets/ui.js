@@ -268,6 +268,17 @@ function dialog() {
       h('div', { class: 'actions' },
         h('button', { type: 'submit', id: 'confirm-yes', value: 'yes' }, 'Yes'),
         h('button', { type: 'submit', id: 'confirm-no', value: 'no', class: 'secondary' }, 'Cancel'))));
+  // Tab and Shift+Tab stay among the dialog's buttons (a modal <dialog>
+  // would otherwise let focus out to the browser's own controls).
+  d.addEventListener('keydown', (event) => {
+    if (event.key !== 'Tab') return;
+    const items = [...d.querySelectorAll('button:not([disabled])')];
+    if (!items.length) return;
+    const i = items.indexOf(document.activeElement);
+    const next = event.shiftKey ? (i <= 0 ? items.length - 1 : i - 1) : (i === items.length - 1 ? 0 : i + 1);
+    event.preventDefault();
+    items[next].focus();
+  });
   d.addEventListener('close', () => {
     const settle = pending;
     pending = null;
