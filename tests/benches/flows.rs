@@ -25,6 +25,11 @@
 //! answered `200`. Workers are off during intake: this measures the intake
 //! path alone. Reported: accepted events/s and the latency percentiles of
 //! the deliveries.
+//!
+//! **Open-loop intake.** `JUNCTION_BENCH_OPEN_EVENTS` (5,000) deliveries at a
+//! fixed `JUNCTION_BENCH_RATE` (1,000/s), each sent at its scheduled time
+//! however slow the earlier answers are, latency counted from that time,
+//! with the flow workers draining the runs meanwhile.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: a failed unwrap is a failed bench
 
@@ -291,6 +296,74 @@ async fn bench_intake(database: String, events: usize) -> IntakeFigures {
     }
 }
 
+/// Webhook intake at a fixed rate (open loop): delivery `i` is sent at
+/// `start + i / rate` whether or not the earlier ones were answered, and its
+/// latency is counted from that scheduled time, so a slow answer delays no
+/// later delivery and hides no queueing. The flow workers run meanwhile, as
+/// on a host in production, draining the runs the events start.
+async fn bench_intake_open(
+    database: String,
+    events: usize,
+    rate: f64,
+    workers: usize,
+) -> IntakeFigures {
+    let rt = runtime(database).await;
+    let flows = Flows::new(rt, options(workers));
+    flows.deploy("on-event", ON_EVENT, "bench").await.unwrap();
+    flows.spawn_workers();
+    let app = junction_api::router_with_flows(flows.clone(), &Default::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/v1/webhooks/hooks",
+        listener.local_addr().unwrap()
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+    let start = tokio::time::Instant::now() + Duration::from_millis(100);
+    let tasks: Vec<_> = (0..events)
+        .map(|n| {
+            let (client, url) = (client.clone(), url.clone());
+            let at = start + Duration::from_secs_f64(n as f64 / rate);
+            let body =
+                json!({"id": format!("open-{n}"), "type": "bench.event", "n": n}).to_string();
+            let signature = sign(body.as_bytes());
+            tokio::spawn(async move {
+                tokio::time::sleep_until(at).await;
+                let answer = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-bench-signature", signature)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = answer.status();
+                let text = answer.text().await.unwrap();
+                assert!(status.is_success(), "{status}: {text}");
+                at.elapsed()
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(events);
+    for t in tasks {
+        latencies.push(t.await.unwrap());
+    }
+    let elapsed = start.elapsed();
+    server.abort();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    IntakeFigures {
+        events,
+        per_s: events as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+        max: *latencies.last().unwrap(),
+    }
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -305,6 +378,8 @@ fn main() {
     let runs = env_number("JUNCTION_BENCH_RUNS", 2000);
     let events = env_number("JUNCTION_BENCH_EVENTS", 4000);
     let workers = env_number("JUNCTION_BENCH_WORKERS", 16);
+    let rate = env_number("JUNCTION_BENCH_RATE", 1000) as f64;
+    let open_events = env_number("JUNCTION_BENCH_OPEN_EVENTS", 5000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -356,6 +431,18 @@ fn main() {
             i.p50.as_secs_f64() * 1e3,
             i.p99.as_secs_f64() * 1e3,
             i.max.as_secs_f64() * 1e3,
+            load_average(),
+        );
+        let open_db = database(&format!("bench-intake-open-{name}")).unwrap();
+        let o = runtime.block_on(bench_intake_open(open_db, open_events, rate, workers));
+        println!(
+            "{name}: open-loop intake at {rate:.0}/s with {workers} workers draining: {} events in {:.2} s ({:.0}/s), p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; load average after: {}",
+            o.events,
+            o.events as f64 / o.per_s,
+            o.per_s,
+            o.p50.as_secs_f64() * 1e3,
+            o.p99.as_secs_f64() * 1e3,
+            o.max.as_secs_f64() * 1e3,
             load_average(),
         );
         table.insert(*name, (r, i));
