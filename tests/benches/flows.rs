@@ -228,10 +228,22 @@ fn sign(body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-async fn bench_intake(database: String, events: usize) -> IntakeFigures {
+/// A host on loopback with the event-triggered flow deployed and `workers`
+/// flow workers (none started when 0); returns it, the webhook URL and the server.
+async fn intake_host(
+    database: String,
+    workers: usize,
+) -> (
+    Arc<Flows>,
+    String,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
     let rt = runtime(database).await;
-    let flows = Flows::new(rt, options(1));
+    let flows = Flows::new(rt, options(workers.max(1)));
     flows.deploy("on-event", ON_EVENT, "bench").await.unwrap();
+    if workers > 0 {
+        flows.spawn_workers();
+    }
     let app = junction_api::router_with_flows(flows.clone(), &Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
@@ -239,6 +251,24 @@ async fn bench_intake(database: String, events: usize) -> IntakeFigures {
         listener.local_addr().unwrap()
     );
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    (flows, url, server)
+}
+
+/// The figures of `latencies` (sorted here) of `events` deliveries over `elapsed`.
+fn intake_figures(mut latencies: Vec<Duration>, elapsed: Duration) -> IntakeFigures {
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    IntakeFigures {
+        events: latencies.len(),
+        per_s: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+        max: *latencies.last().unwrap(),
+    }
+}
+
+async fn bench_intake(database: String, events: usize) -> IntakeFigures {
+    let (flows, url, server) = intake_host(database, 0).await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(SENDERS)
         .build()
@@ -285,15 +315,7 @@ async fn bench_intake(database: String, events: usize) -> IntakeFigures {
         .unwrap()
         .len();
     assert_eq!(runs, events, "every accepted event starts one run");
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    IntakeFigures {
-        events,
-        per_s: events as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
-        max: *latencies.last().unwrap(),
-    }
+    intake_figures(latencies, elapsed)
 }
 
 /// Webhook intake at a fixed rate (open loop): delivery `i` is sent at
@@ -307,17 +329,7 @@ async fn bench_intake_open(
     rate: f64,
     workers: usize,
 ) -> IntakeFigures {
-    let rt = runtime(database).await;
-    let flows = Flows::new(rt, options(workers));
-    flows.deploy("on-event", ON_EVENT, "bench").await.unwrap();
-    flows.spawn_workers();
-    let app = junction_api::router_with_flows(flows.clone(), &Default::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/v1/webhooks/hooks",
-        listener.local_addr().unwrap()
-    );
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (_flows, url, server) = intake_host(database, workers).await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
@@ -353,15 +365,7 @@ async fn bench_intake_open(
     }
     let elapsed = start.elapsed();
     server.abort();
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    IntakeFigures {
-        events,
-        per_s: events as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
-        max: *latencies.last().unwrap(),
-    }
+    intake_figures(latencies, elapsed)
 }
 
 fn load_average() -> String {
