@@ -582,9 +582,21 @@ async fn the_watched_directory_loads_and_unloads_packages() {
     std::fs::remove_file(dir.path().join("echo-2.jpkg")).unwrap();
     let rt = runtime.clone();
     wait("v2 to unload", Box::new(move || rt.plugins().len() == 1)).await;
-    let entries = runtime.store().audit_entries(None, 10).await.unwrap();
+    // The unload is audited after it takes effect: poll for the record.
+    let entries = junction_tests::eventually(
+        "the unload is audited",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async {
+            let entries = runtime.store().audit_entries(None, 10).await.unwrap();
+            match entries.first() {
+                Some(e) if e.action == "plugin.delete" => Ok(entries),
+                other => Err(format!("newest audit record: {other:?}")),
+            }
+        },
+    )
+    .await;
     assert!(entries.iter().all(|e| e.actor == "watcher"));
-    assert_eq!(entries[0].action, "plugin.delete");
 }
 
 /// One host of a pair sharing a PostgreSQL database, following the other's changes.
